@@ -1,0 +1,66 @@
+"""The product model every other module reads."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+JEWELLERY_ARTICLES = (
+    "Earrings",
+    "Pendant",
+    "Necklace and Chains",
+    "Ring",
+    "Bangle",
+    "Bracelet",
+    "Jewellery Set",
+)
+
+
+class Product(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    brand: str = ""
+    gender: str = "Unisex"
+    master: str = ""
+    sub: str = ""
+    article: str = Field(min_length=1)
+    colour: str = ""
+    season: str = ""
+    year: int | None = None
+    usage: str = ""
+    # What the shopper pays (the discounted price when there is one), in the shop's currency.
+    price: float = Field(ge=0)
+    list_price: float = Field(ge=0)
+    attributes: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+    style_note: str = ""
+    materials_care: str = ""
+    size_fit: str = ""
+    # Relative to the catalog's image store (a folder or a zip), or absolute.
+    image: str | None = None
+
+    @field_validator("title", "article")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @property
+    def metal(self) -> str:
+        return self.attributes.get("Base Metal", "")
+
+    def document(self) -> str:
+        """The text the encoders and BM25 see: the facts a shopper searches by, first."""
+        facts = [self.title, self.article, self.colour, self.gender, self.usage, self.brand]
+        if self.metal:
+            facts.append(self.metal)
+        facts += [f"{k} {v}" for k, v in self.attributes.items() if k != "Base Metal"]
+        head = ". ".join(f for f in facts if f)
+        body = " ".join(t for t in (self.style_note, self.description) if t)
+        return f"{head}. {body}".strip() if body else head
+
+    def caption(self) -> str:
+        """Short text aligned with the product image when training the image encoder."""
+        return ". ".join(f for f in (self.title, self.article, self.colour) if f)

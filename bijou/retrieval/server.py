@@ -1,0 +1,146 @@
+"""Server engine: `qdrant-client` against a Qdrant server or cluster, same layout as the
+embedded shard. ``url: local:<dir>`` or ``:memory:`` uses qdrant-client's local mode, which
+speaks the same API (the tests use it; it filters in Python and is slow past 10k points)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from qdrant_client import QdrantClient, models
+
+from bijou.catalog.schema import Product
+from bijou.config import IndexConfig
+from bijou.retrieval.index import (
+    DENSE_VECTORS,
+    FLOAT_FIELDS,
+    KEYWORD_FIELDS,
+    SPARSE_VECTOR,
+    Hit,
+    IndexPoint,
+    Manifest,
+    Sparse,
+    VectorQuery,
+    build_filter,
+    payload_of,
+    point_id,
+    product_of,
+)
+
+_MANIFEST_KEY = "bijou_manifest"
+_FINGERPRINT = ["product_id", "fingerprint"]
+
+
+class _Filters:
+    Filter = models.Filter
+    FieldCondition = models.FieldCondition
+    MatchAny = models.MatchAny
+    Range = models.Range
+
+
+def _vector(value: object) -> list[float] | models.SparseVector:
+    if isinstance(value, Sparse):
+        return models.SparseVector(indices=value.indices, values=value.values)
+    return [float(x) for x in value]  # type: ignore[union-attr]
+
+
+def connect(config: IndexConfig) -> QdrantClient:
+    url = config.url or ""
+    if url == ":memory:":
+        return QdrantClient(location=":memory:")
+    if url.startswith("local:"):
+        return QdrantClient(path=url.removeprefix("local:"))
+    if not url:
+        raise ValueError("index.mode is 'server' but index.url is not set")
+    return QdrantClient(url=url, api_key=config.api_key)
+
+
+class ServerBackend:
+    def __init__(self, config: IndexConfig) -> None:
+        self.client = connect(config)
+        self.collection = config.collection
+
+    def manifest(self) -> Manifest | None:
+        if not self.client.collection_exists(self.collection):
+            return None
+        metadata = self.client.get_collection(self.collection).config.metadata or {}
+        raw = metadata.get(_MANIFEST_KEY)
+        return Manifest.from_json(raw) if raw else None
+
+    def create(self, manifest: Manifest) -> None:
+        vectors = {
+            name: models.VectorParams(size=manifest.dims[name], distance=models.Distance.COSINE)
+            for name in DENSE_VECTORS
+        }
+        sparse = {SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+        self.client.create_collection(
+            self.collection,
+            vectors_config=vectors,
+            sparse_vectors_config=sparse,
+            metadata={_MANIFEST_KEY: manifest.to_json()},
+        )
+        for name in KEYWORD_FIELDS:
+            self.client.create_payload_index(
+                self.collection, name, models.PayloadSchemaType.KEYWORD
+            )
+        for name in FLOAT_FIELDS:
+            self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.FLOAT)
+
+    def drop(self) -> None:
+        if self.client.collection_exists(self.collection):
+            self.client.delete_collection(self.collection)
+
+    def upsert(self, points: Sequence[IndexPoint]) -> None:
+        structs = []
+        for point in points:
+            vector = {name: _vector(v) for name, v in point.dense.items()}
+            vector[SPARSE_VECTOR] = _vector(point.sparse)
+            structs.append(
+                models.PointStruct(
+                    id=point_id(point.product.id), vector=vector, payload=payload_of(point.product)
+                )
+            )
+        self.client.upsert(self.collection, structs, wait=True)
+
+    def delete(self, product_ids: Sequence[str]) -> None:
+        selector = models.PointIdsList(points=[point_id(i) for i in product_ids])
+        self.client.delete(self.collection, selector, wait=True)
+
+    def search(self, queries: Sequence[VectorQuery]) -> list[list[Hit]]:
+        requests = [
+            models.QueryRequest(
+                query=_vector(q.vector),
+                using=q.using,
+                filter=build_filter(q.filters, q.exclude_ids, _Filters),
+                limit=q.limit,
+                with_payload=True,
+            )
+            for q in queries
+        ]
+        responses = self.client.query_batch_points(self.collection, requests)
+        return [[Hit(product_of(p.payload or {}), p.score) for p in r.points] for r in responses]
+
+    def retrieve(self, product_ids: Sequence[str]) -> list[Product]:
+        records = self.client.retrieve(self.collection, [point_id(i) for i in product_ids])
+        by_id = {r.payload["product_id"]: product_of(r.payload) for r in records if r.payload}
+        return [by_id[i] for i in product_ids if i in by_id]
+
+    def count(self) -> int:
+        return self.client.count(self.collection, exact=True).count
+
+    def fingerprints(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        offset = None
+        while True:
+            records, offset = self.client.scroll(
+                self.collection, limit=1000, offset=offset, with_payload=_FINGERPRINT
+            )
+            found.update({r.payload["product_id"]: r.payload["fingerprint"] for r in records})
+            if offset is None:
+                return found
+
+    def facet(self, key: str, limit: int) -> list[str]:
+        response = self.client.facet(self.collection, key, limit=limit, exact=True)
+        return [str(hit.value) for hit in response.hits]
+
+    def close(self) -> None:
+        self.client.close()

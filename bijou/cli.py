@@ -15,7 +15,6 @@ from bijou.catalog.images import decode_image
 from bijou.catalog.loader import catalog_sources, load_catalog
 from bijou.config import BijouConfig, load_config
 from bijou.retrieval.index import IndexMismatchError
-from bijou.retrieval.query import QueryParser
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -97,7 +96,6 @@ def _engine(config: BijouConfig) -> SearchEngine:
     engine = SearchEngine.load(config)
     if engine.index.manifest is None:
         _sync(config, engine)
-    engine.search.parser = QueryParser(engine.index.values("brand"))
     return engine
 
 

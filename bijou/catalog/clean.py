@@ -8,7 +8,10 @@ import re
 PLACEHOLDERS = frozenset({"", "na", "n/a", "n.a.", "-", "--", "null", "none", "nan", "nil"})
 
 # Entity debris in the source looks like "&  rsquo s" or "&bull": an ampersand, spaces, a name.
-_ENTITY_DEBRIS = re.compile(r"&\s*(#\d+|[a-zA-Z]{2,8})\s*;?")
+_ENTITY_DEBRIS = re.compile(r"&\s*(#\d+|[a-zA-Z]{2,8})(\s*;?)")
+# Debris swallows the spaces after the name; one is given back except after an opening quote
+# ("& lsquo luminous" -> "'luminous"); apostrophes rejoin below ("it' s" -> "it's").
+_OPENING_QUOTES = frozenset({"lsquo", "ldquo"})
 _ENTITY_NAMES = {
     "rsquo": "'", "lsquo": "'", "rdquo": '"', "ldquo": '"', "bull": " • ", "ndash": "-",
     "mdash": "-", "amp": "&", "nbsp": " ", "quot": '"', "trade": "™", "reg": "®",
@@ -17,6 +20,7 @@ _ENTITY_NAMES = {
 _SPACE = re.compile(r"[ \t\r\f\v]+")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")
 _APOSTROPHE_GAP = re.compile(r"(\w)\s*'\s*(s|t|re|ll|ve|d|m)\b")
+_O_CLOCK = re.compile(r"\b([oO0])\s*'\s*clock\b")
 
 GENDERS = {
     "women": "Women", "woman": "Women", "female": "Women", "ladies": "Women", "f": "Women",
@@ -42,11 +46,21 @@ def clean_text(value: object) -> str:
     def entity(match: re.Match[str]) -> str:
         name = match.group(1).lower()
         if name.startswith("#"):
-            return chr(int(name[1:])) if name[1:].isdigit() else ""
-        return _ENTITY_NAMES.get(name, match.group(0))
+            code = int(name[1:])
+            out = chr(code) if 0 < code <= 0x10FFFF else ""
+        elif name in _ENTITY_NAMES:
+            out = _ENTITY_NAMES[name]
+        else:
+            return match.group(0)
+        after = match.string[match.end() : match.end() + 1]  # 5' 8" stays 5'8"; 33" ) stays 33")
+        word_follows = after.isalpha() or (after.isdigit() and out != "'")
+        gap = match.group(2)[:1].isspace() and word_follows and name not in _OPENING_QUOTES
+        return out + " " if gap else out
 
-    text = _ENTITY_DEBRIS.sub(entity, text)
+    for _ in range(2):  # twice: debris can be double-escaped ("&  amp nbsp" -> "&nbsp" -> " ")
+        text = _ENTITY_DEBRIS.sub(entity, text)
     text = _APOSTROPHE_GAP.sub(r"\1'\2", text)
+    text = _O_CLOCK.sub(r"\1'clock", text)
     lines = [_SPACE.sub(" ", line).strip() for line in text.splitlines()]
     text = " ".join(line for line in lines if line)
     return _SPACE_BEFORE_PUNCT.sub(r"\1", text).strip()

@@ -55,7 +55,7 @@ class CatalogLoad:
 
 def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
     return open(path, encoding="utf-8-sig", newline="")
 
 
@@ -88,11 +88,14 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
 
 def _attributes(row: dict[str, Any]) -> dict[str, str]:
     """A JSON object (JSONL) or a JSON string (CSV) plus any ``attr:<Name>`` CSV columns."""
-    raw = row.get("attributes") or {}
-    if isinstance(raw, str):
-        raw = json.loads(raw) if raw.strip() else {}
+    raw = row.get("attributes")
+    if is_missing(raw):
+        raw = {}
+    elif isinstance(raw, str):
+        raw = json.loads(raw)
     if not isinstance(raw, dict):
         raise ValueError("attributes must be an object of name -> value")
+    raw = dict(raw)  # never mutate the caller's row
     for key, value in row.items():
         if key.startswith("attr:"):
             raw[key[5:]] = value
@@ -113,7 +116,7 @@ def product_from_row(row: dict[str, Any]) -> Product:
         source = next((s for s in sources if not is_missing(row.get(s))), sources[0])
         try:
             values[name] = convert(row.get(source))
-        except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:  # JSONDecodeError is a ValueError
             raise _FieldError(source, str(exc)) from exc
 
     take("id", lambda v: "" if is_missing(v) else str(v).strip(), "id")
@@ -127,7 +130,10 @@ def product_from_row(row: dict[str, Any]) -> Product:
     take("season", clean_text, "season")
     take("year", _year, "year")
     take("usage", title_case, "usage", "occasion")
-    take("attributes", _attributes, "attributes")
+    try:  # reads the whole row: the ``attributes`` value plus any ``attr:<Name>`` columns
+        values["attributes"] = _attributes(row)
+    except ValueError as exc:  # includes json.JSONDecodeError
+        raise _FieldError("attributes", str(exc)) from exc
     for name in _TEXT_FIELDS:
         take(name, clean_text, name)
     take("image", lambda v: None if is_missing(v) else str(v).strip(), "image_path", "image")

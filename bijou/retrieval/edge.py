@@ -111,7 +111,8 @@ class EdgeBackend:
         return [[Hit(product_of(p.payload or {}), p.score) for p in points] for points in results]
 
     def retrieve(self, product_ids: Sequence[str]) -> list[Product]:
-        records = self.shard.retrieve([point_id(i) for i in product_ids], with_payload=True)
+        ids = [point_id(i) for i in product_ids]
+        records = self.shard.retrieve(ids, with_payload=True, with_vector=False)
         by_id = {r.payload["product_id"]: product_of(r.payload) for r in records if r.payload}
         return [by_id[i] for i in product_ids if i in by_id]
 

@@ -215,14 +215,27 @@ class SearchEngine:
     store: ImageStore
 
     @classmethod
-    def load(cls, config: BijouConfig, brands: Iterable[str] = ()) -> SearchEngine:
+    def load(cls, config: BijouConfig, encoders: Encoders | None = None) -> SearchEngine:
+        """``encoders`` lets several engines (or tests) share models already in memory."""
         from bijou.catalog.loader import catalog_sources
 
-        encoders = load_encoders(config)
+        encoders = encoders or load_encoders(config)
         index = ProductIndex.open(config.index, config.index_dir)
         _, images = catalog_sources(config)
-        search = ProductSearch(index, encoders, config.search, QueryParser(brands))
-        return cls(config, index, encoders, search, ImageStore(images))
+        engine = cls(
+            config,
+            index,
+            encoders,
+            ProductSearch(index, encoders, config.search),
+            ImageStore(images),
+        )
+        engine.refresh_vocabulary()
+        return engine
+
+    def refresh_vocabulary(self) -> None:
+        """Teach the query parser the brands the index holds."""
+        brands = self.index.values("brand") if self.index.manifest is not None else []
+        self.search.parser = QueryParser(brands)
 
     def sync(
         self, products: Sequence[Product], rebuild: bool = False, prune: bool = True
@@ -239,6 +252,7 @@ class SearchEngine:
             self.index.upsert(index_points(changed, self.encoders, self.search.sparse, self.store))
         if stale:
             self.index.delete(stale)
+        self.refresh_vocabulary()
         added = sum(p.id not in current for p in changed)
         return SyncReport(added, len(changed) - added, len(stale), len(products) - len(changed))
 
@@ -246,7 +260,9 @@ class SearchEngine:
         """Add or update single products (images read from ``images`` or the catalog store)."""
         store = ImageStore(images) if images else self.store
         points = index_points(products, self.encoders, self.search.sparse, store, progress=False)
-        return self.index.upsert(points)
+        count = self.index.upsert(points)
+        self.refresh_vocabulary()
+        return count
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,69 @@
+"""Shared fixtures: the real offline encoders (loaded once) and a small slice of the bundled
+catalog, with its images, that every index and search test builds on."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zipfile
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bijou.catalog.loader import BUNDLED_IMAGES, load_catalog
+from bijou.catalog.schema import Product
+from bijou.config import BijouConfig
+from bijou.fusion.encoders import Encoders, load_encoders
+
+PER_ARTICLE = 8
+
+
+@pytest.fixture(scope="session")
+def encoders() -> Encoders:
+    return load_encoders(BijouConfig())
+
+
+@pytest.fixture(scope="session")
+def bundled() -> list[Product]:
+    return load_catalog().products
+
+
+@pytest.fixture(scope="session")
+def small_products(bundled: list[Product]) -> list[Product]:
+    """Up to PER_ARTICLE products of every article, with images, in catalog order."""
+    taken: dict[str, int] = defaultdict(int)
+    chosen = []
+    for product in bundled:
+        if product.image and taken[product.article] < PER_ARTICLE:
+            taken[product.article] += 1
+            chosen.append(product)
+    return chosen
+
+
+@pytest.fixture(scope="session")
+def small_catalog(tmp_path_factory: pytest.TempPathFactory, small_products: list[Product]) -> Path:
+    """A shop catalog file (gzipped JSONL) with an images.zip beside it."""
+    folder = tmp_path_factory.mktemp("catalog")
+    with gzip.open(folder / "products.jsonl.gz", "wt", encoding="utf-8") as out:
+        for product in small_products:
+            out.write(json.dumps(product.model_dump()) + "\n")
+    with zipfile.ZipFile(BUNDLED_IMAGES) as src, zipfile.ZipFile(folder / "images.zip", "w") as dst:
+        for product in small_products:
+            dst.writestr(product.image, src.read(product.image))
+    return folder / "products.jsonl.gz"
+
+
+@pytest.fixture
+def make_config(small_catalog: Path) -> Callable[[Path, str], BijouConfig]:
+    """Config for an index under ``data_dir`` on the small catalog, edge or server engine."""
+
+    def make(data_dir: Path, mode: str = "edge") -> BijouConfig:
+        index = {"mode": mode}
+        if mode == "server":
+            index["url"] = f"local:{data_dir / 'qdrant'}"
+        raw = {"data_dir": data_dir, "catalog": {"path": small_catalog}, "index": index}
+        return BijouConfig.model_validate(raw)
+
+    return make

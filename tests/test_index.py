@@ -1,0 +1,94 @@
+"""Index round trips on both engines: persist, reopen, idempotent sync, update, delete,
+single-product upserts and the encoder-version guard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bijou.catalog.schema import Product
+from bijou.fusion.encoders import Encoders
+from bijou.retrieval.index import IndexMismatchError
+from bijou.retrieval.search import SearchEngine, SearchRequest, index_versions
+
+
+@pytest.fixture(params=["edge", "server"])
+def open_engine(
+    request: pytest.FixtureRequest, tmp_path: Path, make_config: Callable, encoders: Encoders
+) -> Callable[[], SearchEngine]:
+    """Opens (or reopens) an engine on one index directory, on each engine kind."""
+    return lambda: SearchEngine.load(make_config(tmp_path, request.param), encoders)
+
+
+def test_sync_persists_reopens_and_is_idempotent(
+    open_engine: Callable[[], SearchEngine], small_products: list[Product], encoders: Encoders
+) -> None:
+    engine = open_engine()
+    report = engine.sync(small_products)
+    assert (report.added, report.updated, report.deleted) == (len(small_products), 0, 0)
+    assert engine.index.count() == len(small_products)
+    engine.index.close()
+
+    reopened = open_engine()
+    assert reopened.index.count() == len(small_products)
+    again = reopened.sync(small_products)
+    assert (again.added, again.updated, again.deleted) == (0, 0, 0)
+    assert again.unchanged == len(small_products)
+    first = small_products[0]
+    assert reopened.index.get(first.id) == first
+    assert set(reopened.index.values("brand")) == {p.brand for p in small_products if p.brand}
+    reopened.index.close()
+
+
+def test_update_delete_and_single_upsert(
+    open_engine: Callable[[], SearchEngine], small_products: list[Product], encoders: Encoders
+) -> None:
+    engine = open_engine()
+    engine.sync(small_products)
+    target, gone = small_products[3], small_products[4]
+
+    cheaper = target.model_copy(update={"price": 1.0})
+    report = engine.sync([cheaper if p.id == target.id else p for p in small_products])
+    assert (report.added, report.updated, report.deleted) == (0, 1, 0)
+    assert engine.index.get(target.id).price == 1.0
+
+    engine.index.delete([gone.id])
+    assert engine.index.get(gone.id) is None
+    assert engine.index.count() == len(small_products) - 1
+
+    # A new product with an id that is not a number, added on its own.
+    novel = target.model_copy(update={"id": "SKU-ZZ-9", "title": "Zanzibar Quokka Brooch"})
+    assert engine.upsert([novel]) == 1
+    found = engine.search.search(SearchRequest(text="zanzibar quokka brooch", top_k=3))
+    assert found.ids[0] == "SKU-ZZ-9"
+
+    # The catalog is the source of truth for sync: what it lacks is deleted.
+    # The first ten hold the re-priced product (now reverted) and the deleted one (re-added).
+    report = engine.sync(small_products[:10])
+    stale = len(small_products) - 9  # everything else, the novel product included
+    assert (report.added, report.updated, report.deleted, report.unchanged) == (1, 1, stale, 8)
+    assert engine.index.count() == 10
+    engine.index.close()
+
+
+def test_changed_encoder_forces_rebuild(
+    open_engine: Callable[[], SearchEngine], small_products: list[Product], encoders: Encoders
+) -> None:
+    engine = open_engine()
+    engine.sync(small_products[:20])
+    versions, dims = index_versions(encoders)
+    other = {**versions, "image": "some-other-image-model:0"}
+    with pytest.raises(IndexMismatchError, match="rebuild"):
+        engine.index.ensure(other, dims)
+    # Still intact after the refusal.
+    assert engine.index.count() == 20
+    engine.index.ensure(other, dims, rebuild=True)
+    assert engine.index.count() == 0
+    assert engine.index.manifest.encoders == other
+    with pytest.raises(IndexMismatchError):
+        engine.sync(small_products[:20])
+    report = engine.sync(small_products[:20], rebuild=True)
+    assert report.added == 20
+    engine.index.close()

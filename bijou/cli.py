@@ -14,7 +14,7 @@ from PIL import Image
 from bijou.catalog.images import decode_image
 from bijou.catalog.loader import catalog_sources, load_catalog
 from bijou.config import BijouConfig, load_config
-from bijou.retrieval.index import IndexMismatchError
+from bijou.retrieval.index import IndexBusyError, IndexMismatchError
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -85,10 +85,7 @@ def _sync(config: BijouConfig, engine: SearchEngine, rebuild: bool = False) -> N
     for error in loaded.errors:
         _err(f"{catalog_path}: {error}")
     _err(loaded.summary())
-    try:
-        _err(str(engine.sync(loaded.products, rebuild=rebuild)))
-    except IndexMismatchError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    _err(str(engine.sync(loaded.products, rebuild=rebuild)))
 
 
 def _engine(config: BijouConfig) -> SearchEngine:
@@ -240,3 +237,12 @@ def search_command(
                 _print_table(result)
     finally:
         engine.index.close()
+
+
+def run() -> None:
+    """Console entry point: expected failures are one clear line, not a traceback."""
+    try:
+        app()
+    except (IndexBusyError, IndexMismatchError, FileNotFoundError) as exc:
+        _err(f"bijou: {exc}")
+        sys.exit(1)

@@ -16,6 +16,7 @@ from bijou.catalog.loader import BUNDLED_IMAGES, load_catalog
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
 from bijou.fusion.encoders import Encoders, load_encoders
+from bijou.retrieval.search import SearchEngine
 
 PER_ARTICLE = 8
 
@@ -67,3 +68,15 @@ def make_config(small_catalog: Path) -> Callable[[Path, str], BijouConfig]:
         return BijouConfig.model_validate(raw)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def small_engine(
+    tmp_path_factory: pytest.TempPathFactory, small_catalog: Path, encoders: Encoders
+) -> SearchEngine:
+    """An embedded index of the small catalog, built once for the search and CLI tests."""
+    data_dir = tmp_path_factory.mktemp("data")
+    config = BijouConfig.model_validate({"data_dir": data_dir, "catalog": {"path": small_catalog}})
+    engine = SearchEngine.load(config, encoders)
+    engine.sync(load_catalog(small_catalog).products)
+    return engine

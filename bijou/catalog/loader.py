@@ -30,6 +30,7 @@ BUNDLED_DIR = Path(__file__).parent / "data"
 BUNDLED_CATALOG = BUNDLED_DIR / "products.jsonl.gz"
 BUNDLED_IMAGES = BUNDLED_DIR / "images.zip"
 
+MIN_PRICE = 1.0
 _TEXT_FIELDS = ("description", "style_note", "materials_care", "size_fit")
 
 
@@ -145,6 +146,9 @@ def product_from_row(row: dict[str, Any]) -> Product:
         values["title"] = " ".join(p for p in parts if p)
     if values["price"] is None:
         raise _FieldError("price", "missing")
+    if values["price"] < MIN_PRICE:
+        # The source marks unpriced items 0 or 0.1; quoting that to a shopper would be wrong.
+        raise _FieldError("price", f"{values['price']:g} is a placeholder, not a price")
     values["list_price"] = max(values["list_price"] or 0.0, values["price"])
     if not values["id"]:
         raise _FieldError("id", "missing")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from bijou.retrieval.index import (
     KEYWORD_FIELDS,
     SPARSE_VECTOR,
     Hit,
+    IndexBusyError,
     IndexPoint,
     Manifest,
     Sparse,
@@ -49,6 +51,18 @@ class EdgeBackend:
         self.shard_dir = directory / "shard"
         self.manifest_path = directory / "manifest.json"
         self._shard: qe.EdgeShard | None = None
+        # An edge shard is single-process: a second writer (or a reader during a write)
+        # corrupts its storage, so the whole directory is locked while it is open.
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock = open(directory / ".lock", "a+")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise IndexBusyError(
+                f"the index at {directory} is open in another process; stop it first "
+                "(or use a Qdrant server: index.mode = server)"
+            ) from None
         if self.manifest_path.is_file() and self.shard_dir.is_dir():
             self._shard = qe.EdgeShard.load(str(self.shard_dir))
 
@@ -80,7 +94,7 @@ class EdgeBackend:
         write_manifest_file(self.manifest_path, manifest)
 
     def drop(self) -> None:
-        self.close()
+        self._close_shard()
         self.manifest_path.unlink(missing_ok=True)
         remove_tree(self.shard_dir)
 
@@ -133,7 +147,13 @@ class EdgeBackend:
         response = self.shard.facet(qe.FacetRequest(key=key, limit=limit, exact=True))
         return [str(hit.value) for hit in response.hits]
 
-    def close(self) -> None:
+    def _close_shard(self) -> None:
         if self._shard is not None:
             self._shard.close()
             self._shard = None
+
+    def close(self) -> None:
+        self._close_shard()
+        if not self._lock.closed:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()

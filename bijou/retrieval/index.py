@@ -45,6 +45,10 @@ class IndexMismatchError(RuntimeError):
     """The index was built by other encoders or another layout: rebuild it."""
 
 
+class IndexBusyError(RuntimeError):
+    """Another process has the embedded index open."""
+
+
 @dataclass(frozen=True)
 class Manifest:
     layout: int

@@ -1,0 +1,104 @@
+"""The `bijou` command line on the small catalog's index: single, JSON and batch search
+(stdout carries nothing but results), bad inputs, and indexing a catalog with bad rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bijou.catalog.schema import Product
+from bijou.cli import app
+from bijou.retrieval.edge import EdgeBackend
+from bijou.retrieval.index import IndexBusyError
+from bijou.retrieval.search import SearchEngine
+
+
+@pytest.fixture
+def cli_env(small_engine: SearchEngine, small_catalog: Path) -> dict[str, str]:
+    # The CLI opens the same index directory; the session engine must let go of it first.
+    small_engine.index.close()
+    return {
+        "BIJOU__DATA_DIR": str(small_engine.config.data_dir),
+        "BIJOU__CATALOG__PATH": str(small_catalog),
+    }
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory, small_products: list[Product]) -> Path:
+    from bijou.catalog.images import ImageStore
+    from bijou.catalog.loader import BUNDLED_IMAGES
+
+    watch = next(p for p in small_products if p.article == "Watches")
+    path = tmp_path_factory.mktemp("photos") / "watch.jpg"
+    ImageStore(BUNDLED_IMAGES).load(watch).save(path)
+    return path
+
+
+def test_json_search(cli_env: dict[str, str]) -> None:
+    result = CliRunner().invoke(
+        app, ["search", "silver earrings under 1000", "--json"], env=cli_env
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["filters"]["articles"] == ["Earrings"]
+    assert body["results"] and all(r["price"] <= 1000 for r in body["results"])
+
+
+def test_batch_writes_one_line_per_query_and_nothing_else(
+    cli_env: dict[str, str], photo: Path, tmp_path: Path
+) -> None:
+    lines = [
+        {"qid": "q1", "text": "black watch for men"},
+        {"qid": "q2", "image": str(photo)},
+        {"qid": "q3", "text": "a watch like this", "image": photo.name},  # relative to the file
+        "this is not json",
+        {"qid": "q5", "image": "missing.jpg"},
+        {"text": "no qid"},
+    ]
+    batch = tmp_path / "queries.jsonl"
+    photo_copy = tmp_path / photo.name
+    photo_copy.write_bytes(photo.read_bytes())
+    batch.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+    result = CliRunner().invoke(
+        app, ["search", "--batch", str(batch), "--top-k", "5", "--json"], env=cli_env
+    )
+    assert result.exit_code == 0, result.output
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["qid"] for o in out] == ["q1", "q2", "q3", "q5"]
+    assert all(len(o["ids"]) == 5 for o in out[:3])
+    assert out[3]["ids"] == [] and "missing.jpg" in out[3]["error"]
+    assert ":4:" in result.stderr and ":6:" in result.stderr
+
+
+def test_bad_photo_is_a_clear_error(cli_env: dict[str, str], tmp_path: Path) -> None:
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"\xff\xd8 not really a jpeg")
+    result = CliRunner().invoke(app, ["search", "--image", str(junk)], env=cli_env)
+    assert result.exit_code == 2
+    assert "cannot decode image" in result.output
+
+
+def test_index_reports_bad_rows_and_loads_the_rest(
+    tmp_path: Path, small_products: list[Product], encoders: object
+) -> None:
+    rows = [json.dumps(p.model_dump()) for p in small_products[:5]]
+    rows.insert(2, '{"id": "bad", "title": "Broken", "article": "Ring", "price": -5}')
+    catalog = tmp_path / "shop.jsonl"
+    catalog.write_text("\n".join(rows) + "\n")
+    env = {"BIJOU__DATA_DIR": str(tmp_path / "data"), "BIJOU__CATALOG__PATH": str(catalog)}
+    result = CliRunner().invoke(app, ["index"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "line 3: price" in result.stderr
+    assert "5 products loaded, 1 rows skipped" in result.stderr
+    assert "5 added" in result.stderr
+
+
+def test_a_second_process_cannot_open_an_open_index(tmp_path: Path) -> None:
+    first = EdgeBackend(tmp_path)
+    with pytest.raises(IndexBusyError, match="another process"):
+        EdgeBackend(tmp_path)
+    first.close()
+    EdgeBackend(tmp_path).close()

@@ -110,6 +110,44 @@ def index_command(
         engine.index.close()
 
 
+@app.command("upsert")
+def upsert_command(
+    catalog: Annotated[Path, typer.Argument(help="JSONL or CSV of products to add or update")],
+    images: Annotated[Path | None, typer.Option(help="their images: a folder or a .zip")] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Add or update single products without re-indexing the catalog."""
+    config = _config(config_path)
+    loaded = load_catalog(catalog)
+    for error in loaded.errors:
+        _err(f"{catalog}: {error}")
+    _err(loaded.summary())
+    engine = _engine(config)
+    try:
+        images = images or (catalog.parent / "images.zip")
+        count = engine.upsert(loaded.products, images if images.exists() else catalog.parent)
+        _err(f"index: {count} upserted, {engine.index.count()} products in all")
+    finally:
+        engine.index.close()
+
+
+@app.command("delete")
+def delete_command(
+    product_ids: Annotated[list[str], typer.Argument(help="product ids to remove")],
+    config_path: ConfigOption = None,
+) -> None:
+    """Remove products from the index."""
+    engine = _engine(_config(config_path))
+    try:
+        missing = [pid for pid in product_ids if engine.index.get(pid) is None]
+        for pid in missing:
+            _err(f"not in the index: {pid}")
+        engine.index.delete([pid for pid in product_ids if pid not in missing])
+        _err(f"index: {len(product_ids) - len(missing)} deleted, {engine.index.count()} left")
+    finally:
+        engine.index.close()
+
+
 def _result_json(result: SearchResult) -> dict[str, object]:
     return {
         "query": result.parsed.raw if result.parsed else "",

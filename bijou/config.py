@@ -14,6 +14,9 @@ ENV_PREFIX = "BIJOU__"
 CONFIG_ENV = "BIJOU_CONFIG"
 
 
+Relaxable = Literal["usages", "brands", "colours", "genders", "articles"]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -62,7 +65,8 @@ class SearchConfig(_Section):
     weight_sparse: float = 1.0
     weight_photo: float = 1.0
     # Filters dropped one at a time, in this order, when a query has too few matches.
-    relax_order: list[str] = Field(
+    # The price is not among them: a budget is never silently broken.
+    relax_order: list[Relaxable] = Field(
         default_factory=lambda: ["usages", "brands", "colours", "genders", "articles"]
     )
     query_cache_size: int = 1024

@@ -217,3 +217,13 @@ def test_yaml_that_is_not_a_mapping_raises_value_error(tmp_path: Path, text: str
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match="must be a YAML mapping"):
         load_config(path, environ={})
+
+
+def test_the_example_file_documents_the_defaults() -> None:
+    example = Path(__file__).parent.parent / "config.example.yaml"
+    assert load_config(example, environ={}) == BijouConfig()
+
+
+def test_price_cannot_be_relaxed() -> None:
+    with pytest.raises(ValidationError):
+        BijouConfig.model_validate({"search": {"relax_order": ["price"]}})

@@ -26,7 +26,6 @@ from bijou.retrieval.query import ParsedQuery, QueryFilters, QueryParser
 # BM25 document weights depend on these; they are part of the index's encoder versions.
 BM25_CONFIG = {"k": 1.2, "b": 0.75, "avg_len": 80.0, "language": "english"}
 BM25_VERSION = "bm25:" + ",".join(f"{k}={v}" for k, v in BM25_CONFIG.items())
-RELAXABLE = ("usages", "brands", "colours", "genders", "articles")
 
 
 class SparseEncoder:
@@ -138,7 +137,7 @@ class ProductSearch:
         for name in self.config.relax_order:
             if len(found) >= request.top_k:
                 break
-            if name not in RELAXABLE or not getattr(active, name):
+            if not getattr(active, name):
                 continue
             active = dataclasses.replace(active, **{name: ()})
             relaxed.append(name)

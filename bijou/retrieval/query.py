@@ -125,13 +125,17 @@ _COLOURS: tuple[_Entry, ...] = (
 )
 
 _GENDERS: tuple[_Entry, ...] = (
-    (("wife", "girlfriend", "gf", "mom", "mum", "mother", "sister", "her", "she", "women",
-      "woman", "ladies", "lady", "female", "womens", "女士", "女性", "女式", "女款", "女生",
-      "女人", "老婆", "妻子", "太太", "女朋友", "女友", "妈妈", "母亲", "姐姐", "妹妹", "她", "女"),
-     _W, ""),
-    (("husband", "boyfriend", "bf", "dad", "father", "brother", "him", "his", "he", "men", "man",
-      "gents", "gent", "male", "mens", "男士", "男性", "男式", "男款", "男生", "男人", "老公",
-      "丈夫", "男朋友", "男友", "爸爸", "父亲", "哥哥", "弟弟", "他", "男"), _M, ""),
+    (("wife", "girlfriend", "gf", "mom", "mum", "mummy", "mommy", "mother", "sister", "her",
+      "she", "women", "woman", "ladies", "lady", "female", "womens", "aunt", "aunty", "auntie",
+      "fiancee", "fiancée", "bride", "grandma", "grandmother", "granny", "bhabhi", "didi",
+      "女士", "女性", "女式", "女款", "女生", "女人", "老婆", "妻子", "太太", "女朋友", "女友",
+      "妈妈", "母亲", "姐姐", "妹妹", "奶奶", "外婆", "姥姥", "阿姨", "婶婶", "舅妈", "未婚妻",
+      "新娘", "她", "女"), _W, ""),
+    (("husband", "hubby", "boyfriend", "bf", "dad", "daddy", "papa", "father", "brother", "him",
+      "his", "he", "men", "man", "gents", "gent", "male", "mens", "uncle", "fiance", "fiancé",
+      "groom", "grandpa", "grandfather", "grandad", "granddad", "bhaiya", "男士", "男性", "男式",
+      "男款", "男生", "男人", "老公", "丈夫", "男朋友", "男友", "爸爸", "父亲", "哥哥", "弟弟",
+      "爷爷", "外公", "姥爷", "叔叔", "舅舅", "伯伯", "未婚夫", "新郎", "他", "男"), _M, ""),
     (("daughter", "girl", "niece", "女儿", "女孩"), ("Girls", "Women", "Unisex"), ""),
     (("son", "boy", "nephew", "儿子", "男孩"), ("Boys", "Men", "Unisex"), ""),
     (("unisex", "中性", "男女通用"), ("Unisex",), ""),
@@ -158,12 +162,13 @@ _STOPWORDS = _words(
     "searching search show find get buy need needs some something any please pls plz with of in "
     "on at and or that which is are be it can could you your we us our have has do does don "
     "price priced prices cost costs costing range rupee rupees rs inr bucks budget pair one "
-    "suggest recommend help give colour colours color colors coloured colored"
+    "suggest recommend help give colour colours color colors coloured colored what nothing "
+    "spend spending surprise coming up soon there this these those got really very nice"
 )
 _ZH_STOP_RE = re.compile(_alternation(_words(
     "我想要 我想买 我要买 我要 我想 想要 想买 帮我找 帮我 给我 请问 请 推荐 找一下 找 买 送给 "
     "送 给 一条 一对 一个 一副 一只 一款 一件 一串 一枚 一套 一块 一些 的 我 有没有 吗 呢 吧 "
-    "啊 价格 价位 预算 在 和 或者 或 还有 适合 戴 款 卢比 块钱 元"
+    "啊 价格 价位 预算 在 和 或者 或 还有 适合 戴 款 卢比 块钱 元 买个 个"
 )))
 # Brand names that are also ordinary words only count when the shopper capitalised them.
 _ORDINARY = _words(
@@ -197,8 +202,12 @@ def _cue(words: str) -> str:
 
 _CEIL_PRE = _cue("under|below|less than|lesser than|lower than|up to|upto|max|maximum|within|"
                  "no more than|not more than|not over|not above|no higher than|cheaper than|"
-                 "at most|at max|budget of|budget is|budget|<|<=|≤|低于|少于|不超过|不高于|"
-                 "不到|最多|最高|预算|预算是|预算为")
+                 "at most|at the most|at max|budget of|budget is|budget|<|<=|≤|"
+                 "can't spend more than|cant spend more than|cannot spend more than|"
+                 "can not spend more than|don't want to spend more than|not spend more than|"
+                 "nothing above|nothing over|nothing more than|nothing beyond|not beyond|"
+                 "my max is|max is|my limit is|limit is|limit of|limit|keep it under|"
+                 "低于|少于|不超过|不高于|不到|最多|最高|预算|预算是|预算为")
 _CEIL_POST = _cue("以内|以下|之内|内|budget|or less|or below|or under|and under|and below|max|"
                   "tops|or cheaper")
 _FLOOR_PRE = _cue("over|above|more than|greater than|higher than|at least|atleast|min|minimum|"

@@ -34,7 +34,7 @@ def systems(engine: SearchEngine) -> dict[str, System]:
     def single(using: str, vector: Callable[[str], object]) -> System:
         def run(text: str) -> list[str]:
             [hits] = engine.index.search([VectorQuery(using, vector(text), limit=K)])
-            return [hit.product.id for hit in hits]
+            return [hit.product_id for hit in hits]
 
         return run
 

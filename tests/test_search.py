@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bijou.catalog.schema import Product
-from bijou.retrieval.index import Hit, payload_of
+from bijou.retrieval.index import Hit
 from bijou.retrieval.query import QueryFilters
 from bijou.retrieval.search import SearchEngine, SearchRequest, merge_filters, rrf
 
@@ -22,7 +22,7 @@ def _silver_earrings_for_her_under_1000(products: list[Product]) -> set[str]:
         p.id
         for p in products
         if p.article == "Earrings"
-        and "Silver" in payload_of(p)["tones"]
+        and "Silver" in p.tones
         and p.gender in ("Women", "Unisex")
         and p.price <= 1000
     }
@@ -99,9 +99,8 @@ def test_photo_and_text_together_respect_the_text_filters(
 
 
 def test_rrf_weights_and_ties() -> None:
-    a, b, c = (Product(id=i, title=i, article="Ring", price=1, list_price=1) for i in "abc")
-    fused = rrf([(1.0, [Hit(a, 0.9), Hit(b, 0.8)]), (2.0, [Hit(b, 5.0), Hit(c, 4.0)])], k=1)
-    assert [p.id for p, _ in fused] == ["b", "c", "a"]
+    fused = rrf([(1.0, [Hit("a", 0.9), Hit("b", 0.8)]), (2.0, [Hit("b", 5.0), Hit("c", 4.0)])], k=1)
+    assert [pid for pid, _ in fused] == ["b", "c", "a"]
     assert fused[0][1] == pytest.approx(1 / 3 + 2 / 2)
 
 

@@ -16,6 +16,8 @@ JEWELLERY_ARTICLES = (
     "Jewellery Set",
 )
 
+METAL_TONES = {"silver": "Silver", "gold": "Gold", "stainless steel": "Steel", "steel": "Steel"}
+
 
 class Product(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -57,6 +59,14 @@ class Product(BaseModel):
     @property
     def metal(self) -> str:
         return self.attributes.get("Base Metal", "")
+
+    @property
+    def tones(self) -> tuple[str, ...]:
+        """The colours a shopper may call it by: its own and its metal's ("silver earrings")."""
+        found = {self.colour} if self.colour else set()
+        if tone := METAL_TONES.get(self.metal.lower()):
+            found.add(tone)
+        return tuple(sorted(found))
 
     def document(self) -> str:
         """The text the encoders and BM25 see: the facts a shopper searches by, first."""

@@ -49,7 +49,6 @@ from bijou.catalog.schema import Product
 
 # Which catalog genders a shopper buying for women or men accepts.
 GENDERS = {"women": ("Women", "Unisex"), "men": ("Men", "Unisex")}
-_METAL_TONES = {"silver": "Silver", "gold": "Gold", "stainless steel": "Steel"}
 
 
 @dataclass(frozen=True)
@@ -205,19 +204,11 @@ class DevQuery:
     facts: dict[str, str | int]
 
 
-def tones(product: Product) -> set[str]:
-    """The colours a shopper may call it by: its own and its metal's."""
-    found = {product.colour} if product.colour else set()
-    if tone := _METAL_TONES.get(product.metal.lower()):
-        found.add(tone)
-    return found
-
-
 def attribute_grade(
     product: Product, article: str, colour: str, side: str | None, budget: float
 ) -> int:
     """``side`` is None when the query names nobody: then gender cannot be missed."""
-    if product.article != article or colour not in tones(product):
+    if product.article != article or colour not in product.tones:
         return 0
     misses = (product.price > budget) + (side is not None and product.gender not in GENDERS[side])
     return {0: 2, 1: 1}.get(misses, 0)
@@ -260,13 +251,13 @@ def _round_robin(groups: dict[str, list], rng: random.Random, count: int) -> lis
 
 
 def attribute_queries(
-    products: Sequence[Product], rng: random.Random, count: int = 150, zh_share: float = 0.25
+    products: Sequence[Product], rng: random.Random, count: int = 150, zh_share: float = 0.22
 ) -> list[DevQuery]:
     combos: dict[tuple[str, str, str], list[Product]] = defaultdict(list)
     for p in products:
         if p.article not in ARTICLES:
             continue
-        for colour in tones(p) & COLOURS.keys():
+        for colour in set(p.tones) & COLOURS.keys():
             for side, genders in GENDERS.items():
                 if p.gender in genders:
                     combos[(p.article, colour, side)].append(p)
@@ -354,7 +345,7 @@ def descriptive_queries(
     groups: dict[tuple[str, str, int], list[Product]] = defaultdict(list)
     for p in products:
         for f in features.get(p.id, ()):
-            for tone in tones(p):
+            for tone in p.tones:
                 groups[(p.article, tone, f)].append(p)
     queries: list[DevQuery] = []
     seen: set[tuple[str, str, int, str]] = set()

@@ -30,6 +30,7 @@ from bijou.retrieval.index import (
 )
 
 _FINGERPRINT = ["product_id", "fingerprint"]
+_PRODUCT_ID = ["product_id"]
 
 
 class _Filters:
@@ -117,12 +118,12 @@ class EdgeBackend:
                 limit=q.limit,
                 query=qe.Query.Nearest(_vector(q.vector), using=q.using),
                 filter=build_filter(q.filters, q.exclude_ids, _Filters),
-                with_payload=True,
+                with_payload=_PRODUCT_ID,
             )
             for q in queries
         ]
         results = self.shard.query_batch(qe.QueryBatchRequest(requests))
-        return [[Hit(product_of(p.payload or {}), p.score) for p in points] for points in results]
+        return [[Hit(p.payload["product_id"], p.score) for p in points] for points in results]
 
     def retrieve(self, product_ids: Sequence[str]) -> list[Product]:
         ids = [point_id(i) for i in product_ids]

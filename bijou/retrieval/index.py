@@ -37,8 +37,6 @@ KEYWORD_FIELDS = (
 )
 FLOAT_FIELDS = ("price",)
 _ID_NAMESPACE = uuid.UUID("6f1d8c52-4d0e-4f43-9a0c-7b1f7c1d2a55")
-# Metal tones that a shopper names as a colour ("silver earrings" = silver metal too).
-_METAL_TONES = {"silver": "Silver", "gold": "Gold", "stainless steel": "Steel", "steel": "Steel"}
 
 
 class IndexMismatchError(RuntimeError):
@@ -87,7 +85,7 @@ class VectorQuery:
 
 @dataclass(frozen=True)
 class Hit:
-    product: Product
+    product_id: str
     score: float
 
 
@@ -97,14 +95,11 @@ def point_id(product_id: str) -> str:
 
 
 def payload_of(product: Product) -> dict[str, Any]:
-    tones = {product.colour} if product.colour else set()
-    if tone := _METAL_TONES.get(product.metal.lower()):
-        tones.add(tone)
     return {
         **product.model_dump(),
         "product_id": product.id,
         "category": product.sub,
-        "tones": sorted(tones),
+        "tones": list(product.tones),
         "fingerprint": product.fingerprint,
     }
 

@@ -83,17 +83,13 @@ def merge_filters(a: QueryFilters, b: QueryFilters) -> QueryFilters:
     return QueryFilters(**values)
 
 
-def rrf(rankings: Sequence[tuple[float, list[Hit]]], k: int) -> list[tuple[Product, float]]:
+def rrf(rankings: Sequence[tuple[float, list[Hit]]], k: int) -> list[tuple[str, float]]:
     """Weighted reciprocal-rank fusion: sum over lists of weight / (k + rank)."""
     scores: dict[str, float] = {}
-    products: dict[str, Product] = {}
     for weight, hits in rankings:
         for rank, hit in enumerate(hits, start=1):
-            pid = hit.product.id
-            scores[pid] = scores.get(pid, 0.0) + weight / (k + rank)
-            products.setdefault(pid, hit.product)
-    order = sorted(scores, key=lambda pid: (-scores[pid], pid))
-    return [(products[pid], scores[pid]) for pid in order]
+            scores[hit.product_id] = scores.get(hit.product_id, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
 class ProductSearch:
@@ -121,17 +117,16 @@ class ProductSearch:
         text = (parsed.search_text or parsed.raw) if parsed else ""
         limit = max(self.config.prefetch_limit, request.top_k)
 
-        def ranked(active: QueryFilters, exclude: tuple[str, ...]) -> list[tuple[Product, float]]:
+        def ranked(active: QueryFilters, exclude: tuple[str, ...]) -> list[tuple[str, float]]:
             plan = self._plan(text, photo, active, exclude, limit)
             if not plan:
                 return []
             lists = self.index.search([q for _, q in plan])
-            return rrf(
-                [(w, hits) for (w, _), hits in zip(plan, lists, strict=True)], self.config.rrf_k
-            )
+            weighted = [(w, hits) for (w, _), hits in zip(plan, lists, strict=True)]
+            return rrf(weighted, self.config.rrf_k)
 
         exclude = tuple(request.exclude_ids)
-        found = [ScoredProduct(p, s, True) for p, s in ranked(filters, exclude)]
+        found = [(pid, score, True) for pid, score in ranked(filters, exclude)]
         relaxed: list[str] = []
         active = filters
         for name in self.config.relax_order:
@@ -141,9 +136,13 @@ class ProductSearch:
                 continue
             active = dataclasses.replace(active, **{name: ()})
             relaxed.append(name)
-            seen = exclude + tuple(r.product.id for r in found)
-            found += [ScoredProduct(p, s, False) for p, s in ranked(active, seen)]
-        return SearchResult(parsed, filters, found[: request.top_k], tuple(relaxed))
+            seen = exclude + tuple(pid for pid, _, _ in found)
+            found += [(pid, score, False) for pid, score in ranked(active, seen)]
+        # Rankings carry ids only; whole products are read for the few that are shown.
+        top = found[: request.top_k]
+        products = {p.id: p for p in self.index.get_many([pid for pid, _, _ in top])}
+        results = [ScoredProduct(products[pid], s, e) for pid, s, e in top if pid in products]
+        return SearchResult(parsed, filters, results, tuple(relaxed))
 
     def _plan(
         self,

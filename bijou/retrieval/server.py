@@ -28,6 +28,7 @@ from bijou.retrieval.index import (
 
 _MANIFEST_KEY = "bijou_manifest"
 _FINGERPRINT = ["product_id", "fingerprint"]
+_PRODUCT_ID = ["product_id"]
 
 
 class _Filters:
@@ -112,12 +113,12 @@ class ServerBackend:
                 using=q.using,
                 filter=build_filter(q.filters, q.exclude_ids, _Filters),
                 limit=q.limit,
-                with_payload=True,
+                with_payload=_PRODUCT_ID,
             )
             for q in queries
         ]
         responses = self.client.query_batch_points(self.collection, requests)
-        return [[Hit(product_of(p.payload or {}), p.score) for p in r.points] for r in responses]
+        return [[Hit(p.payload["product_id"], p.score) for p in r.points] for r in responses]
 
     def retrieve(self, product_ids: Sequence[str]) -> list[Product]:
         records = self.client.retrieve(self.collection, [point_id(i) for i in product_ids])

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 from PIL import Image
 
-from bijou.catalog.images import decode_image
 from bijou.catalog.loader import catalog_sources, load_catalog
+from bijou.catalog.media import decode_image
 from bijou.config import BijouConfig, load_config
 from bijou.retrieval.index import IndexBusyError, IndexMismatchError
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
@@ -49,7 +49,7 @@ def train_image_encoder(
     """Train the image projection head on the catalog's image-title pairs."""
     from tqdm import trange
 
-    from bijou.catalog.images import ImageStore
+    from bijou.catalog.media import MediaStore
     from bijou.fusion.image import ImageHeadConfig, load_backbone
     from bijou.fusion.text import load_text_encoder
     from bijou.fusion.train_image import ImageTrainOptions, extract_features, train_image_head
@@ -61,7 +61,7 @@ def train_image_encoder(
     head_config = ImageHeadConfig()
     extractor = load_backbone(config, head_config.input_size)
     products, features = extract_features(
-        loaded.products, ImageStore(images_root), extractor, config.data_dir / "cache"
+        loaded.products, MediaStore(images_root), extractor, config.data_dir / "cache"
     )
     options = ImageTrainOptions(epochs=epochs, seed=config.seed if seed is None else seed)
     checkpoint = train_image_head(

@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from bijou.catalog.clean import clean_text, is_missing, normalize_gender, parse_price
-from bijou.catalog.images import ImageDecodeError, ImageStore, decode_image
 from bijou.catalog.loader import (
     BUNDLED_CATALOG,
     BUNDLED_IMAGES,
@@ -24,6 +23,7 @@ from bijou.catalog.loader import (
     catalog_sources,
     load_catalog,
 )
+from bijou.catalog.media import ImageDecodeError, MediaStore, decode_image
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
 
@@ -539,7 +539,7 @@ def test_every_bundled_image_is_in_the_zip_and_a_sample_decodes(bundled_load: Ca
     with zipfile.ZipFile(BUNDLED_IMAGES) as archive:
         names = set(archive.namelist())
     assert [p.id for p in with_image if p.image not in names] == []
-    store = ImageStore(BUNDLED_IMAGES)
+    store = MediaStore(BUNDLED_IMAGES)
     sample = with_image[:: max(1, len(with_image) // 50)][:50]
     assert len(sample) == 50
     for product in sample:
@@ -549,7 +549,7 @@ def test_every_bundled_image_is_in_the_zip_and_a_sample_decodes(bundled_load: Ca
 
 
 def test_image_store_returns_none_for_missing_images(bundled_load: CatalogLoad) -> None:
-    store = ImageStore(BUNDLED_IMAGES)
+    store = MediaStore(BUNDLED_IMAGES)
     product = bundled_load.products[0].model_copy(update={"image": "images/does-not-exist.jpg"})
     assert store.load(product) is None
     assert store.load(product.model_copy(update={"image": None})) is None
@@ -560,7 +560,7 @@ def test_image_store_folder(tmp_path: Path) -> None:
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "a.jpg").write_bytes(jpeg_bytes())
     (tmp_path / "images" / "bad.jpg").write_bytes(b"not a jpeg")
-    store = ImageStore(tmp_path)
+    store = MediaStore(tmp_path)
     base = Product(id="a", title="Ring", article="Ring", price=1, list_price=1)
     image = store.load(base.model_copy(update={"image": "images/a.jpg"}))
     assert image is not None and image.size == (30, 40)

@@ -28,12 +28,12 @@ def cli_env(small_engine: SearchEngine, small_catalog: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory: pytest.TempPathFactory, small_products: list[Product]) -> Path:
-    from bijou.catalog.images import ImageStore
     from bijou.catalog.loader import BUNDLED_IMAGES
+    from bijou.catalog.media import MediaStore
 
     watch = next(p for p in small_products if p.article == "Watches")
     path = tmp_path_factory.mktemp("photos") / "watch.jpg"
-    ImageStore(BUNDLED_IMAGES).load(watch).save(path)
+    MediaStore(BUNDLED_IMAGES).load(watch).save(path)
     return path
 
 

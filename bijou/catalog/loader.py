@@ -31,6 +31,7 @@ BUNDLED_CATALOG = BUNDLED_DIR / "products.jsonl.gz"
 BUNDLED_IMAGES = BUNDLED_DIR / "images.zip"
 
 MIN_PRICE = 1.0
+VIDEO_SUFFIXES = (".mp4", ".webm")
 _TEXT_FIELDS = ("description", "style_note", "materials_care", "size_fit")
 
 
@@ -103,6 +104,17 @@ def _attributes(row: dict[str, Any]) -> dict[str, str]:
     return {clean_text(k): clean_text(v) for k, v in raw.items() if not is_missing(v)}
 
 
+def _path(value: object) -> str | None:
+    return None if is_missing(value) else str(value).strip()
+
+
+def _video_path(value: object) -> str | None:
+    path = _path(value)
+    if path is not None and Path(path).suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"a product video must be {' or '.join(VIDEO_SUFFIXES)}: {path!r}")
+    return path
+
+
 def _year(value: object) -> int | None:
     if is_missing(value):
         return None
@@ -137,7 +149,8 @@ def product_from_row(row: dict[str, Any]) -> Product:
         raise _FieldError("attributes", str(exc)) from exc
     for name in _TEXT_FIELDS:
         take(name, clean_text, name)
-    take("image", lambda v: None if is_missing(v) else str(v).strip(), "image_path", "image")
+    take("image", _path, "image_path", "image")
+    take("video", _video_path, "video_path", "video")
     take("price", parse_price, "discounted_price_inr", "price", "price_inr")
     take("list_price", parse_price, "price_inr", "list_price", "price")
     if not values["title"] and values["brand"] and values["article"]:

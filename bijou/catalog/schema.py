@@ -43,6 +43,8 @@ class Product(BaseModel):
     size_fit: str = ""
     # Relative to the catalog's image store (a folder or a zip), or absolute.
     image: str | None = None
+    # A short product video (MP4 or WebM), found the same way as the image.
+    video: str | None = None
 
     @field_validator("title", "article")
     @classmethod
@@ -54,7 +56,8 @@ class Product(BaseModel):
     @property
     def fingerprint(self) -> str:
         """Changes whenever anything the index stores about the product changes."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+        # Unset optional fields are left out, so adding one to the schema re-encodes nothing.
+        return hashlib.sha256(self.model_dump_json(exclude_none=True).encode()).hexdigest()[:16]
 
     @property
     def metal(self) -> str:

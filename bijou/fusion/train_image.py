@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bijou.catalog.images import ImageStore
+from bijou.catalog.media import MediaStore
 from bijou.catalog.schema import Product
 from bijou.fusion.encoders import TextEncoder
 from bijou.fusion.image import (
@@ -60,7 +60,7 @@ def captions(product: Product) -> list[str]:
 
 def extract_features(
     products: Sequence[Product],
-    store: ImageStore,
+    store: MediaStore,
     extractor: FeatureExtractor,
     cache: Path | None,
     chunk: int = 256,

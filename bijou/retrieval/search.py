@@ -16,7 +16,7 @@ import qdrant_edge as qe
 from PIL import Image
 from tqdm import tqdm
 
-from bijou.catalog.images import ImageStore
+from bijou.catalog.media import MediaStore
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig, SearchConfig
 from bijou.fusion.encoders import Encoders, load_encoders
@@ -174,7 +174,7 @@ def index_points(
     products: Sequence[Product],
     encoders: Encoders,
     sparse: SparseEncoder,
-    store: ImageStore,
+    store: MediaStore,
     batch: int = 128,
     progress: bool = True,
 ) -> Iterable[IndexPoint]:
@@ -210,7 +210,7 @@ class SearchEngine:
     index: ProductIndex
     encoders: Encoders
     search: ProductSearch
-    store: ImageStore
+    store: MediaStore
 
     @classmethod
     def load(cls, config: BijouConfig, encoders: Encoders | None = None) -> SearchEngine:
@@ -225,7 +225,7 @@ class SearchEngine:
             index,
             encoders,
             ProductSearch(index, encoders, config.search),
-            ImageStore(images),
+            MediaStore(images),
         )
         engine.refresh_vocabulary()
         return engine
@@ -256,7 +256,7 @@ class SearchEngine:
 
     def upsert(self, products: Sequence[Product], images: Path | None = None) -> int:
         """Add or update single products (images read from ``images`` or the catalog store)."""
-        store = ImageStore(images) if images else self.store
+        store = MediaStore(images) if images else self.store
         points = index_points(products, self.encoders, self.search.sparse, store, progress=False)
         count = self.index.upsert(points)
         self.refresh_vocabulary()

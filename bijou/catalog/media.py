@@ -1,4 +1,5 @@
-"""Product images from a folder or a zip (the bundled catalog ships its JPEGs as one zip)."""
+"""Product media (images, videos) from a folder or a zip (the bundled catalog ships its JPEGs
+as one zip)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def decode_image(data: bytes) -> Image.Image:
         raise ImageDecodeError(f"cannot decode image: {exc}") from exc
 
 
-class ImageStore:
+class MediaStore:
     """Reads ``product.image`` relative to ``root`` (a folder or a .zip file)."""
 
     def __init__(self, root: Path) -> None:

@@ -12,7 +12,7 @@ import typer
 from PIL import Image
 
 from bijou.catalog.loader import catalog_sources, load_catalog
-from bijou.catalog.media import decode_image
+from bijou.catalog.media import MediaStore, decode_image
 from bijou.config import BijouConfig, load_config
 from bijou.retrieval.index import IndexBusyError, IndexMismatchError
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
@@ -76,6 +76,62 @@ def train_image_encoder(
     checkpoint.save(out)
     _err(f"saved {out} ({checkpoint.version})")
     print(json.dumps(checkpoint.metrics, indent=2))
+
+
+@app.command("train-fusion")
+def train_fusion_command(
+    model: Annotated[str, typer.Option(help="concat | gated | attention | lowrank")] = "gated",
+    videos: Annotated[
+        Path | None, typer.Option(help="a catalog file of products with videos (overrides by id)")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 20,
+    out: Annotated[Path | None, typer.Option(help="checkpoint path")] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Train a fusion model on (query, product) pairs from the catalog; report the test split."""
+    from tqdm import trange
+
+    from bijou.fusion.encoders import load_encoders
+    from bijou.fusion.models import MODELS, FusionCheckpoint, FusionConfig
+    from bijou.fusion.train_fusion import (
+        FusionTrainOptions,
+        compare,
+        metrics_table,
+        prepare_data,
+        split_rows,
+        train_fusion,
+    )
+
+    if model not in MODELS:
+        raise typer.BadParameter(f"choose one of {', '.join(MODELS)}", param_hint="--model")
+    config = _config(config_path)
+    catalog_path, images = catalog_sources(config)
+    products = {p.id: p for p in load_catalog(catalog_path).products}
+    roots = [images]
+    if videos is not None:
+        with_video = load_catalog(videos)
+        products |= {p.id: p for p in with_video.products}
+        roots.append(videos.parent)
+        _err(f"videos: {sum(p.video is not None for p in with_video.products)} products")
+    encoders = load_encoders(config)
+    store = MediaStore(*roots)
+    data = prepare_data(list(products.values()), encoders, store, config.data_dir / "cache")
+    options = FusionTrainOptions(epochs=epochs, seed=config.seed)
+    fusion, train_metrics = train_fusion(
+        data, FusionConfig(kind=model), options, progress=lambda r: trange(len(r), desc="epochs")
+    )
+    systems = compare(data, {model: fusion}, split_rows(data, options, "test"))
+    metrics = {**train_metrics} | {
+        f"test_{name}_{measure}": getattr(results["all"], measure)
+        for name, results in systems.items()
+        for measure in ("ndcg", "recall", "mrr")
+    }
+    state = {k: v.detach().clone() for k, v in fusion.state_dict().items()}
+    checkpoint = FusionCheckpoint(fusion.config, state, encoders.versions, metrics, config.seed)
+    out = out or config.data_dir / "checkpoints" / f"fusion_{model}.pt"
+    checkpoint.save(out)
+    _err(f"saved {out} ({checkpoint.version})")
+    print(metrics_table(systems))
 
 
 def _sync(config: BijouConfig, engine: SearchEngine, rebuild: bool = False) -> None:

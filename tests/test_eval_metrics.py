@@ -140,10 +140,11 @@ def test_attribute_grade_two_meets_every_stated_attribute(
 ) -> None:
     by_id = {p.id: p for p in bundled}
     attribute = [q for q in generated if q.family == "attribute"]
+    templates = devset.Templates.load(devset.DEFAULT_TEMPLATES)
     for query in random.Random(0).sample(attribute, 15):
         facts = query.facts
-        words, article_zh, _ = devset.ARTICLES[str(facts["article"])]
-        colour_words, colour_zh = devset.COLOURS[str(facts["colour"])]
+        words, article_zh = templates.articles[str(facts["article"])]
+        colour_words, colour_zh = templates.colours[str(facts["colour"])]
         # The text says what the facts say.
         assert _budget(query.text) == facts["budget"], query
         if query.lang == "en":

@@ -274,7 +274,7 @@ def test_loading_a_missing_checkpoint_says_how_to_make_one(tmp_path: Path) -> No
     with pytest.raises(FileNotFoundError) as caught:
         ImageCheckpoint.load(missing)
     message = str(caught.value)
-    assert "image encoder checkpoint not found" in message
+    assert "checkpoint not found" in message
     assert str(missing) in message
     assert "bijou train-image-encoder" in message
 

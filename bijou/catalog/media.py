@@ -31,24 +31,27 @@ def decode_image(data: bytes) -> Image.Image:
 
 
 class MediaStore:
-    """Reads ``product.image`` relative to ``root`` (a folder or a .zip file)."""
+    """Reads product media by path relative to its roots (folders or .zip files), first found
+    wins: a shop can keep its catalog's images in one place and its videos in another."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._zip: zipfile.ZipFile | None = None
+    def __init__(self, *roots: Path) -> None:
+        self.roots = roots
+        self._zips = {root: zipfile.ZipFile(root) for root in roots if root.suffix == ".zip"}
         self._lock = threading.Lock()
-        if root.suffix == ".zip":
-            self._zip = zipfile.ZipFile(root)
 
     def read_bytes(self, relative: str) -> bytes | None:
-        if self._zip is not None:
-            with self._lock:  # ZipFile reads are not thread-safe
-                try:
-                    return self._zip.read(relative)
-                except KeyError:
-                    return None
-        path = Path(relative) if Path(relative).is_absolute() else self.root / relative
-        return path.read_bytes() if path.is_file() else None
+        if Path(relative).is_absolute():
+            return Path(relative).read_bytes() if Path(relative).is_file() else None
+        for root in self.roots:
+            if archive := self._zips.get(root):
+                with self._lock:  # ZipFile reads are not thread-safe
+                    try:
+                        return archive.read(relative)
+                    except KeyError:
+                        continue
+            elif (root / relative).is_file():
+                return (root / relative).read_bytes()
+        return None
 
     def load(self, product: Product) -> Image.Image | None:
         """The product's image, or None when it has none or it is missing or unreadable."""

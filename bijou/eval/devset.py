@@ -10,10 +10,10 @@ colour when it is its catalog colour or its metal tone (a silver-metal pendant i
 Articles whose catalog colour is packaging (perfume, deodorant) are left out: nobody shops for
 a black perfume. The budget is a round number (100s under 1,000, 500s under 10,000, 1,000s
 above) near a random 30th-70th percentile of the combo's prices, kept only when it really cuts
-(some products above it and some at or below). Each query is rendered by one of 16 English
-templates in shopper voice, with varied article words (necklace/chain, sunglasses/shades,
-saree/sari ...), recipients (my wife, my dad ...) or gender words (ladies, gents ...), and
-budgets written as 1500, 1,500 or 1.5k; or by one of 5 Chinese templates. Grades: 2 when a
+(some products above it and some at or below). Each query is rendered by an English template
+in shopper voice, with varied article words (necklace/chain, sunglasses/shades, saree/sari ...),
+recipients (my wife, my dad ...) or gender words (ladies, gents ...), and budgets written as
+1500, 1,500 or 1.5k (the forms a templates file allows); or by a Chinese template. Grades: 2 when a
 product meets every stated attribute (article, colour, gender compatible: women -> Women or
 Unisex, men -> Men or Unisex, price <= budget); 1 when it meets article and colour and misses
 exactly one of budget and gender.
@@ -27,10 +27,29 @@ colour and gender share, and at most 10 of them. The title is never copied. Grad
 target; 1 for the other products of the same article and colour, compatible gender, whose text
 has that feature.
 
-Run: ``python -m bijou.eval.devset --catalog PATH --out DIR --seed 7``; writes
+**Phrasing is data.** The templates and the words they are filled with (article, colour,
+recipient and gender words, budget forms) come from a YAML file loaded by ``Templates.load``;
+which products a query is about, the grading, the combo sampling and ``FEATURES`` stay here.
+Two files, two sets:
+
+- ``eval/dev/templates.yaml`` -> ``eval/dev/`` (``--seed 7``, the default templates). The query
+  parser was later improved by someone who had read these queries, so dev scores are
+  optimistic: use dev for debugging, not for reporting.
+- ``eval/holdout/templates.yaml`` -> ``eval/holdout/`` (``--seed 11``). Written independently,
+  without looking at the parser or at scores, in other voices (chat-style, terse search-box,
+  Hinglish, questions, requests inside a story, "1,999 max"-style ceilings, Chinese with other
+  structures and words). Same catalog logic and grading. **Report holdout numbers.** It is
+  frozen: changing it after seeing scores would make it a second dev set.
+
+Run: ``python -m bijou.eval.devset --catalog PATH --out DIR --seed 7 [--templates YAML]``;
+``--templates`` defaults to ``eval/dev/templates.yaml``, found relative to this module, so it
+works from a source checkout or an editable install (other installs pass it). Writes
 ``queries.jsonl`` (``{"qid", "text", "family", "lang", "facts"}``, facts being what the query
-states in catalog terms) and ``qrels.jsonl``
-(``{"qid", "id", "rel"}``).
+states in catalog terms; ``budget`` is the ceiling the text states) and ``qrels.jsonl``
+(``{"qid", "id", "rel"}``). The holdout set::
+
+    python -m bijou.eval.devset --templates eval/holdout/templates.yaml \\
+        --catalog bijou/catalog/data/products.jsonl.gz --out eval/holdout --seed 11
 """
 
 from __future__ import annotations
@@ -41,8 +60,10 @@ import random
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from bijou.catalog.loader import load_catalog
 from bijou.catalog.schema import Product
@@ -58,96 +79,156 @@ class Word:
 
 
 # fmt: off
-# article -> (English words, Chinese word, kind for FEATURES)
-ARTICLES: dict[str, tuple[tuple[Word, ...], str, str]] = {
-    "Earrings": ((Word("earrings", True), Word("ear rings", True)), "耳环", "J"),
-    "Necklace and Chains": ((Word("necklace"), Word("chain")), "项链", "J"),
-    "Pendant": ((Word("pendant"),), "吊坠", "J"),
-    "Ring": ((Word("ring"),), "戒指", "J"),
-    "Bangle": ((Word("bangle"), Word("bangles", True)), "手镯", "J"),
-    "Bracelet": ((Word("bracelet"),), "手链", "J"),
-    "Jewellery Set": ((Word("jewellery set"), Word("jewelry set")), "首饰套装", "J"),
-    "Watches": ((Word("watch"), Word("wrist watch")), "手表", "W"),
-    "Handbags": ((Word("handbag"), Word("hand bag")), "手提包", "B"),
-    "Clutches": ((Word("clutch"), Word("clutch bag")), "手拿包", "B"),
-    "Wallets": ((Word("wallet"),), "钱包", "B"),
-    "Sunglasses": ((Word("sunglasses", True), Word("shades", True)), "太阳镜", "E"),
-    "Sarees": ((Word("saree"), Word("sari")), "纱丽", "T"),
-    "Scarves": ((Word("scarf"),), "围巾", "T"),
-    "Belts": ((Word("belt"),), "皮带", "B"),
-    "Backpacks": ((Word("backpack"),), "双肩包", "B"),
-    "Cufflinks": ((Word("cufflinks", True),), "袖扣", "J"),
+# The articles queried -> the kind of article for FEATURES: Jewellery, Watch, Bag, Eyewear,
+# Textile. Articles whose catalog colour is packaging (perfume, deodorant) are not here.
+ARTICLE_KINDS: dict[str, str] = {
+    "Earrings": "J", "Necklace and Chains": "J", "Pendant": "J", "Ring": "J", "Bangle": "J",
+    "Bracelet": "J", "Jewellery Set": "J", "Watches": "W", "Handbags": "B", "Clutches": "B",
+    "Wallets": "B", "Sunglasses": "E", "Sarees": "T", "Scarves": "T", "Belts": "B",
+    "Backpacks": "B", "Cufflinks": "J",
 }
-
-# catalog colour -> (English words, Chinese word or "" when shoppers have no common one)
-COLOURS: dict[str, tuple[tuple[str, ...], str]] = {
-    "Black": (("black",), "黑色"), "White": (("white",), "白色"),
-    "Silver": (("silver",), "银色"), "Gold": (("gold", "golden"), "金色"),
-    "Blue": (("blue",), "蓝色"), "Navy Blue": (("navy", "navy blue"), "藏青色"),
-    "Red": (("red",), "红色"), "Maroon": (("maroon",), "酒红色"),
-    "Pink": (("pink",), "粉色"), "Purple": (("purple",), "紫色"),
-    "Green": (("green",), "绿色"), "Olive": (("olive", "olive green"), "橄榄绿"),
-    "Brown": (("brown",), "棕色"), "Tan": (("tan",), ""),
-    "Grey": (("grey", "gray"), "灰色"), "Charcoal": (("charcoal",), ""),
-    "Steel": (("steel", "stainless steel"), "钢色"), "Beige": (("beige",), "米色"),
-    "Cream": (("cream",), "奶油色"), "Off White": (("off-white",), "米白色"),
-    "Yellow": (("yellow",), "黄色"), "Mustard": (("mustard",), ""),
-    "Orange": (("orange",), "橙色"), "Peach": (("peach",), ""),
-    "Multi": (("multicolour", "multi-coloured", "colourful"), "彩色"),
-    "Teal": (("teal",), ""), "Turquoise Blue": (("turquoise",), "绿松石色"),
-    "Lavender": (("lavender",), ""), "Magenta": (("magenta",), ""),
-    "Copper": (("copper",), "铜色"), "Bronze": (("bronze",), "古铜色"),
-}
-
-RECIPIENTS = {
-    "women": ("wife", "girlfriend", "mom", "mother", "sister", "fiancee", "aunt"),
-    "men": ("husband", "boyfriend", "dad", "father", "brother", "fiance", "uncle"),
-}
-RECIPIENTS_ZH = {
-    "women": ("老婆", "女朋友", "妈妈", "姐姐", "妹妹"),
-    "men": ("老公", "男朋友", "爸爸", "哥哥", "弟弟"),
-}
-GENDER_ADJ = {"women": ("women's", "ladies", "womens"), "men": ("men's", "gents", "mens")}
-GENDER_NOUN = {"women": ("women", "ladies", "her"), "men": ("men", "gents", "him")}
-
-ATTRIBUTE_TEMPLATES = (
-    "{colour} {article} for my {recipient} under {budget} rupees",
-    "looking for {a}{colour} {article}, budget {budget}",
-    "gift for my {recipient}: {article} in {colour}, max Rs {budget}",
-    "{gender_adj} {colour} {article} below ₹{budget}",
-    "need {a}{colour} {article} for my {recipient}, nothing above {budget}",
-    "my {recipient}'s birthday is coming up - {colour} {article} within {budget} rs?",
-    "{colour} {article} for {gender_noun} under {budget}",
-    "what {colour} {article} do you have for {gender_noun} under Rs. {budget}?",
-    "show me {colour} {article} for my {recipient}, up to {budget}",
-    "anniversary gift for my {recipient}, {a}{colour} {article} less than {budget} inr",
-    "{article} for my {recipient} in {colour} - can't spend more than {budget}",
-    "something {colour}... {a}{article} for my {recipient}, budget is {budget} rupees",
-    "i want to surprise my {recipient} with {a}{colour} {article}, under {budget}",
-    "searching for {gender_adj} {article}, {colour} colour, price below {budget}",
-    "{budget} budget, {colour} {article} for my {recipient}",
-    "any nice {colour} {article} for {gender_noun}? my max is {budget}",
+# The catalog colours queried (a product has a colour when it is its colour or metal tone).
+COLOURS_QUERIED: tuple[str, ...] = (
+    "Black", "White", "Silver", "Gold", "Blue", "Navy Blue", "Red", "Maroon", "Pink", "Purple",
+    "Green", "Olive", "Brown", "Tan", "Grey", "Charcoal", "Steel", "Beige", "Cream", "Off White",
+    "Yellow", "Mustard", "Orange", "Peach", "Multi", "Teal", "Turquoise Blue", "Lavender",
+    "Magenta", "Copper", "Bronze",
 )
-ATTRIBUTE_TEMPLATES_ZH = (
-    "给{recipient}买{colour}{article}，{budget}元以内",
-    "想给{recipient}买个{colour}的{article}，预算{budget}",
-    "{colour}{article}，送{recipient}的，不超过{budget}元",
-    "有没有{budget}元以下的{colour}{article}？想送{recipient}",
-    "{recipient}生日快到了，想买{colour}{article}，{budget}块以内",
-)
-DESCRIPTIVE_TEMPLATES = (
-    "{item} for my {recipient}",
-    "looking for {a}{item}, it's for my {recipient}",
-    "my {recipient} would love {a}{item}",
-    "gift idea: {item} for my {recipient}",
-    "do you have {a}{item}? for my {recipient}",
-    "show me {item} for my {recipient}",
-    "want to buy {a}{item} for my {recipient}'s birthday",
-    "i saw {a}{item} somewhere, want one for my {recipient}",
-    "{recipient} gift - {item}",
-    "need {a}{item} to give my {recipient}",
-)
+# fmt: on
+SIDES = tuple(GENDERS)
+BUDGET_FORMS = ("plain", "comma", "k", "nines", "qian", "zh_words")
+_PLACEHOLDER = re.compile(r"\{(\w*)\}")
+_ATTRIBUTE_EN_FIELDS = {
+    "colour",
+    "article",
+    "budget",
+    "budget_words",
+    "a",
+    "recipient",
+    "gender_adj",
+    "gender_noun",
+}
+_ATTRIBUTE_ZH_FIELDS = {"colour", "article", "budget", "recipient", "gender"}
+_DESCRIPTIVE_FIELDS = {"item", "a", "recipient", "gender_adj", "gender_noun"}
+_GENDER_FIELDS = {"recipient", "gender_adj", "gender_noun", "gender"}
+# The templates file of the dev set. Resolved from this module, so it is found in a source
+# checkout and an editable install; any other install passes ``--templates``.
+DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "eval" / "dev" / "templates.yaml"
 
+
+def _fields(template: str) -> set[str]:
+    return set(_PLACEHOLDER.findall(template))
+
+
+@dataclass(frozen=True)
+class Templates:
+    """The phrasing of a query set: templates and the words they are filled with.
+
+    ``articles`` maps a catalog article to (English words, Chinese word); ``colours`` a catalog
+    colour to (English words, Chinese word or "" when shoppers have no common one, which keeps
+    that colour out of Chinese queries). The other word lists map a side ("women", "men") to
+    its words. See ``eval/dev/templates.yaml`` for the file format.
+    """
+
+    attribute_en: tuple[str, ...]
+    attribute_zh: tuple[str, ...]
+    descriptive: tuple[str, ...]
+    articles: dict[str, tuple[tuple[Word, ...], str]]
+    colours: dict[str, tuple[tuple[str, ...], str]]
+    recipients: dict[str, tuple[str, ...]]
+    recipients_zh: dict[str, tuple[str, ...]]
+    gender_adj: dict[str, tuple[str, ...]]
+    gender_noun: dict[str, tuple[str, ...]]
+    gender_zh: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    budget_forms: tuple[str, ...] = ("plain", "comma", "k")
+    budget_forms_zh: tuple[str, ...] = ()
+
+    @classmethod
+    def load(cls, path: Path | str) -> Templates:
+        """Read and check a templates file; a ValueError names the file and what is wrong."""
+        path = Path(path)
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        try:
+            return cls._from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ValueError(f"{path}: {e}") from e
+
+    @classmethod
+    def _from_dict(cls, data: dict) -> Templates:
+        def strings(value: object, what: str) -> tuple[str, ...]:
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ValueError(f"{what} must be a list of non-empty strings")
+            return tuple(value)
+
+        def by_side(key: str, required: bool = True) -> dict[str, tuple[str, ...]]:
+            value = data.get(key) or {}
+            if not required and not value:
+                return {}
+            if set(value) != set(SIDES):
+                raise ValueError(f"{key} must have exactly the sides {list(SIDES)}")
+            return {side: strings(value[side], f"{key}.{side}") for side in SIDES}
+
+        articles: dict[str, tuple[tuple[Word, ...], str]] = {}
+        for article, entry in (data.get("articles") or {}).items():
+            words = strings(entry["en"], f"articles.{article}.en")
+            plural = set(strings(entry.get("plural", []), f"articles.{article}.plural"))
+            if plural - set(words):
+                raise ValueError(f"articles.{article}.plural lists words not in en")
+            articles[article] = (tuple(Word(w, w in plural) for w in words), str(entry["zh"]))
+        colours: dict[str, tuple[tuple[str, ...], str]] = {}
+        for colour, entry in (data.get("colours") or {}).items():
+            colours[colour] = (strings(entry["en"], f"colours.{colour}.en"), entry.get("zh") or "")
+        if missing := set(ARTICLE_KINDS) - set(articles):
+            raise ValueError(f"articles has no words for {sorted(missing)}")
+        if missing := set(COLOURS_QUERIED) - set(colours):
+            raise ValueError(f"colours has no words for {sorted(missing)}")
+        templates = cls(
+            attribute_en=strings(data["attribute_en"], "attribute_en"),
+            attribute_zh=strings(data["attribute_zh"], "attribute_zh"),
+            descriptive=strings(data["descriptive"], "descriptive"),
+            # In the code's order, whatever the file's: iteration order is part of the sample.
+            articles={a: articles[a] for a in ARTICLE_KINDS},
+            colours={c: colours[c] for c in COLOURS_QUERIED},
+            recipients=by_side("recipients"),
+            recipients_zh=by_side("recipients_zh"),
+            gender_adj=by_side("gender_adj"),
+            gender_noun=by_side("gender_noun"),
+            gender_zh=by_side("gender_zh", required=False),
+            budget_forms=strings(data.get("budget_forms", ["plain"]), "budget_forms"),
+            budget_forms_zh=tuple(data.get("budget_forms_zh") or ()),
+        )
+        templates._check()
+        return templates
+
+    def _check(self) -> None:
+        if not self.budget_forms:
+            raise ValueError("budget_forms must not be empty")
+        for form in (*self.budget_forms, *self.budget_forms_zh):
+            if form not in BUDGET_FORMS:
+                raise ValueError(f"unknown budget form {form!r}; known: {list(BUDGET_FORMS)}")
+        families = (
+            ("attribute_en", self.attribute_en, _ATTRIBUTE_EN_FIELDS, {"colour", "article"}),
+            ("attribute_zh", self.attribute_zh, _ATTRIBUTE_ZH_FIELDS, {"colour", "article"}),
+            ("descriptive", self.descriptive, _DESCRIPTIVE_FIELDS, {"item"}),
+        )
+        for name, templates, allowed, needed in families:
+            for template in templates:
+                fields = _fields(template)
+                if unknown := fields - allowed:
+                    raise ValueError(f"{name}: {template!r} has unknown {sorted(unknown)}")
+                if missing := needed - fields:
+                    raise ValueError(f"{name}: {template!r} lacks {sorted(missing)}")
+                if name != "descriptive" and len(fields & {"budget", "budget_words"}) != 1:
+                    raise ValueError(f"{name}: {template!r} must state one budget")
+                if name == "descriptive" and not fields & _GENDER_FIELDS:
+                    raise ValueError(f"{name}: {template!r} names nobody to grade gender by")
+                if "{a}" in template and not re.search(r"\{a\}\{\w+\}", template):
+                    raise ValueError(f"{name}: {template!r}: {{a}} must precede a placeholder")
+        if "{gender}" in "".join(self.attribute_zh) and not self.gender_zh:
+            raise ValueError("attribute_zh uses {gender} but gender_zh is empty")
+
+
+# fmt: off
 # Features a shopper names: (pattern in the product's text, words before the article, words
 # after it, the article kinds it describes: Jewellery, Watch, Bag, Eyewear, Textile). Scoped
 # because a word means something else elsewhere ("cotton" in a ring's care note).
@@ -222,19 +303,83 @@ def round_budget(price: float) -> list[int]:
     return [up, down] if up - price < price - down else [down, up]
 
 
-def format_budget(budget: int, rng: random.Random) -> str:
-    forms = [str(budget)]
-    if budget >= 1000:
-        forms.append(f"{budget:,}")
-        if budget % 100 == 0:
-            forms.append(f"{budget / 1000:g}k")
-    return rng.choice(forms)
+_ONES = (
+    "", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+    "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+)  # fmt: skip
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+_ZH_DIGITS = "零一二三四五六七八九"
+
+
+def _english(n: int) -> str:
+    """1..99 in words."""
+    return _ONES[n] if n < 20 else " ".join(w for w in (_TENS[n // 10], _ONES[n % 10]) if w)
+
+
+def budget_words(budget: int) -> str | None:
+    """As spoken: 700 "seven hundred", 1500 "fifteen hundred", 12000 "twelve thousand"."""
+    if budget % 100 or not 0 < budget < 100_000:
+        return None
+    if budget % 1000 == 0:
+        return f"{_english(budget // 1000)} thousand"
+    return f"{_english(budget // 100)} hundred" if budget < 10_000 else None
+
+
+def _zh_words(budget: int) -> str | None:
+    """As spoken in Chinese: 800 八百, 2000 两千, 1500 一千五."""
+    if budget % 100 or not 0 < budget < 10_000:
+        return None
+    thousands, hundreds = divmod(budget // 100, 10)
+    if not thousands:
+        return ("两" if hundreds == 2 else _ZH_DIGITS[hundreds]) + "百"
+    text = ("两" if thousands == 2 else _ZH_DIGITS[thousands]) + "千"
+    return text + (_ZH_DIGITS[hundreds] if hundreds else "")
+
+
+def budget_options(budget: int, forms: Sequence[str], floor: float = 0) -> list[tuple[str, int]]:
+    """(text, the ceiling it states) for each form in ``forms`` that can write ``budget``.
+
+    ``nines`` (1,499 for 1,500) states one less, and only when that keeps ``floor``, the
+    cheapest matching product, within the budget.
+    """
+    options: list[tuple[str, int]] = []
+    for form in forms:
+        if form == "plain":
+            options.append((str(budget), budget))
+        elif form == "comma" and budget >= 1000:
+            options.append((f"{budget:,}", budget))
+        elif form == "k" and budget >= 1000 and budget % 100 == 0:
+            options.append((f"{budget / 1000:g}k", budget))
+        elif form == "nines" and budget - 1 >= floor:
+            options.append((f"{budget - 1:,}", budget - 1))
+        elif form == "qian" and budget % 1000 == 0:
+            options.append((f"{budget // 1000}千", budget))
+        elif form == "zh_words" and (words := _zh_words(budget)):
+            options.append((words, budget))
+    return options
+
+
+def format_budget(
+    budget: int,
+    rng: random.Random,
+    forms: Sequence[str] = ("plain", "comma", "k"),
+    floor: float = 0,
+) -> tuple[str, int]:
+    """The budget as written, drawn among the forms that fit, and the ceiling it states."""
+    options = budget_options(budget, forms, floor)
+    return rng.choice(options) if options else (str(budget), budget)
 
 
 def _a(word: str, plural: bool) -> str:
     if plural:
         return ""
     return "an " if word[0] in "aeiou" else "a "
+
+
+def _a_for(template: str, values: dict[str, str], plural: bool) -> str:
+    """``{a}`` agreeing with the placeholder right after it ("" before a plural article)."""
+    found = re.search(r"\{a\}\{(\w+)\}", template)
+    return _a(values[found.group(1)], plural) if found else ""
 
 
 def _round_robin(groups: dict[str, list], rng: random.Random, count: int) -> list:
@@ -251,13 +396,18 @@ def _round_robin(groups: dict[str, list], rng: random.Random, count: int) -> lis
 
 
 def attribute_queries(
-    products: Sequence[Product], rng: random.Random, count: int = 150, zh_share: float = 0.22
+    products: Sequence[Product],
+    rng: random.Random,
+    count: int = 150,
+    zh_share: float = 0.22,
+    templates: Templates | None = None,
 ) -> list[DevQuery]:
+    templates = templates or Templates.load(DEFAULT_TEMPLATES)
     combos: dict[tuple[str, str, str], list[Product]] = defaultdict(list)
     for p in products:
-        if p.article not in ARTICLES:
+        if p.article not in ARTICLE_KINDS:
             continue
-        for colour in set(p.tones) & COLOURS.keys():
+        for colour in set(p.tones) & templates.colours.keys():
             for side, genders in GENDERS.items():
                 if p.gender in genders:
                     combos[(p.article, colour, side)].append(p)
@@ -275,16 +425,21 @@ def attribute_queries(
         budget = next((b for b in round_budget(target) if prices[0] <= b < prices[-1]), None)
         if budget is None:  # every candidate keeps all or nothing: the budget would not cut
             continue
-        zh = bool(COLOURS[colour][1]) and rng.random() < zh_share
-        text, names_gender = _render_attribute(article, colour, side, budget, zh, rng)
+        zh = (
+            bool(templates.colours[colour][1] and templates.attribute_zh)
+            and rng.random() < zh_share
+        )
+        text, names_gender, ceiling = _render_attribute(
+            article, colour, side, budget, zh, rng, templates, prices[0]
+        )
         stated = side if names_gender else None
         grades = {
             p.id: g
             for p in of_article[article]
-            if (g := attribute_grade(p, article, colour, stated, budget))
+            if (g := attribute_grade(p, article, colour, stated, ceiling))
         }
         qid = f"attr-{len(queries) + 1:03d}"
-        facts: dict[str, str | int] = {"article": article, "colour": colour, "budget": budget}
+        facts: dict[str, str | int] = {"article": article, "colour": colour, "budget": ceiling}
         if stated:
             facts["gender"] = stated
         queries.append(DevQuery(qid, text, "attribute", "zh" if zh else "en", grades, facts))
@@ -292,51 +447,74 @@ def attribute_queries(
 
 
 def _render_attribute(
-    article: str, colour: str, side: str, budget: int, zh: bool, rng: random.Random
-) -> tuple[str, bool]:
-    """The query text, and whether it says who the gift is for."""
-    words, article_zh, _ = ARTICLES[article]
-    colour_words, colour_zh = COLOURS[colour]
+    article: str,
+    colour: str,
+    side: str,
+    budget: int,
+    zh: bool,
+    rng: random.Random,
+    templates: Templates,
+    floor: float = 0,
+) -> tuple[str, bool, int]:
+    """The query text, whether it says who the gift is for, and the budget ceiling it states.
+
+    The draws come in a fixed order (word, colour, template, recipient, gender words, budget
+    form), so a templates file with the same words gives the same queries.
+    """
+    words, article_zh = templates.articles[article]
+    colour_words, colour_zh = templates.colours[colour]
     if zh:
-        text = rng.choice(ATTRIBUTE_TEMPLATES_ZH).format(
-            recipient=rng.choice(RECIPIENTS_ZH[side]),
-            colour=colour_zh,
-            article=article_zh,
-            budget=budget,
-        )
-        return text, True
+        template = rng.choice(templates.attribute_zh)
+        fields = _fields(template)
+        values = {
+            "recipient": rng.choice(templates.recipients_zh[side]),
+            "colour": colour_zh,
+            "article": article_zh,
+        }
+        if "gender" in fields:
+            values["gender"] = rng.choice(templates.gender_zh[side])
+        values["budget"], ceiling = format_budget(budget, rng, templates.budget_forms_zh, floor)
+        return template.format(**values), bool(fields & _GENDER_FIELDS), ceiling
     word = rng.choice(words)
     colour_word = rng.choice(colour_words)
-    template = rng.choice(ATTRIBUTE_TEMPLATES)
-    # "a {colour} {article}" and "a {article}" need the article agreeing with the next word.
-    after_a = colour_word if "{a}{colour}" in template else word.text
-    text = template.format(
-        a=_a(after_a, word.plural),
-        colour=colour_word,
-        article=word.text,
-        recipient=rng.choice(RECIPIENTS[side]),
-        gender_adj=rng.choice(GENDER_ADJ[side]),
-        gender_noun=rng.choice(GENDER_NOUN[side]),
-        budget=format_budget(budget, rng),
-    )
-    return text, any(f in template for f in ("{recipient}", "{gender_adj}", "{gender_noun}"))
+    template = rng.choice(templates.attribute_en)
+    fields = _fields(template)
+    values = {
+        "colour": colour_word,
+        "article": word.text,
+        "recipient": rng.choice(templates.recipients[side]),
+        "gender_adj": rng.choice(templates.gender_adj[side]),
+        "gender_noun": rng.choice(templates.gender_noun[side]),
+    }
+    values["budget"], ceiling = format_budget(budget, rng, templates.budget_forms, floor)
+    if "budget_words" in fields:
+        values["budget_words"] = budget_words(budget) or str(budget)
+        ceiling = budget
+    values["a"] = _a_for(template, values, word.plural)
+    return template.format(**values), bool(fields & _GENDER_FIELDS), ceiling
 
 
 def _features(product: Product) -> list[int]:
-    kind = ARTICLES[product.article][2]
+    kind = ARTICLE_KINDS[product.article]
     text = product.document()
     return [i for i, f in enumerate(FEATURES) if kind in f[3] and _FEATURE_RES[i].search(text)]
 
 
 def descriptive_queries(
-    products: Sequence[Product], rng: random.Random, count: int = 100
+    products: Sequence[Product],
+    rng: random.Random,
+    count: int = 100,
+    templates: Templates | None = None,
 ) -> list[DevQuery]:
+    templates = templates or Templates.load(DEFAULT_TEMPLATES)
     candidates = [
         p
         for p in products
-        if p.article in ARTICLES and p.colour in COLOURS and p.gender in ("Women", "Men", "Unisex")
+        if p.article in ARTICLE_KINDS
+        and p.colour in COLOURS_QUERIED
+        and p.gender in ("Women", "Men", "Unisex")
     ]
-    features = {p.id: _features(p) for p in products if p.article in ARTICLES}
+    features = {p.id: _features(p) for p in products if p.article in ARTICLE_KINDS}
     by_article: dict[str, list[Product]] = defaultdict(list)
     for p in candidates:
         if features[p.id]:
@@ -367,7 +545,7 @@ def descriptive_queries(
         seen.add(key)
         grades = {p.id: 1 for p in shared[feature]} | {target.id: 2}
         qid = f"desc-{len(queries) + 1:03d}"
-        text = _render_descriptive(target, feature, side, rng)
+        text = _render_descriptive(target, feature, side, rng, templates)
         facts = {
             "article": target.article,
             "colour": target.colour,
@@ -379,21 +557,33 @@ def descriptive_queries(
     return queries
 
 
-def _render_descriptive(product: Product, feature: int, side: str, rng: random.Random) -> str:
-    word = rng.choice(ARTICLES[product.article][0])
+def _render_descriptive(
+    product: Product, feature: int, side: str, rng: random.Random, templates: Templates
+) -> str:
+    word = rng.choice(templates.articles[product.article][0])
     _, before, after, _ = FEATURES[feature]
-    colour = rng.choice(COLOURS[product.colour][0])
+    colour = rng.choice(templates.colours[product.colour][0])
     item = " ".join(w for w in (colour, before, word.text, after) if w)
-    return rng.choice(DESCRIPTIVE_TEMPLATES).format(
-        item=item, a=_a(item, word.plural), recipient=rng.choice(RECIPIENTS[side])
-    )
+    template = rng.choice(templates.descriptive)
+    fields = _fields(template)
+    values = {"item": item, "recipient": rng.choice(templates.recipients[side])}
+    gender_words = {"gender_adj": templates.gender_adj, "gender_noun": templates.gender_noun}
+    for key, words in gender_words.items():
+        if key in fields:
+            values[key] = rng.choice(words[side])
+    values["a"] = _a_for(template, values, word.plural)
+    return template.format(**values)
 
 
-def generate(products: Sequence[Product], seed: int = 7) -> list[DevQuery]:
+def generate(
+    products: Sequence[Product], seed: int = 7, templates: Templates | None = None
+) -> list[DevQuery]:
+    """``templates``: the phrasing; the dev set's (``DEFAULT_TEMPLATES``) when None."""
+    templates = templates or Templates.load(DEFAULT_TEMPLATES)
     # Separate generators: changing one family's size leaves the other's queries unchanged.
-    return attribute_queries(products, random.Random(f"{seed}:attribute")) + descriptive_queries(
-        products, random.Random(f"{seed}:descriptive")
-    )
+    return attribute_queries(
+        products, random.Random(f"{seed}:attribute"), templates=templates
+    ) + descriptive_queries(products, random.Random(f"{seed}:descriptive"), templates=templates)
 
 
 def write(queries: Sequence[DevQuery], out: Path) -> None:
@@ -420,8 +610,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--catalog", type=Path, default=None, help="default: the bundled one")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--templates",
+        type=Path,
+        default=DEFAULT_TEMPLATES,
+        help="the phrasing (YAML); default: eval/dev/templates.yaml of this checkout",
+    )
     args = parser.parse_args(argv)
-    queries = generate(load_catalog(args.catalog).products, args.seed)
+    templates = Templates.load(args.templates)
+    queries = generate(load_catalog(args.catalog).products, args.seed, templates)
     write(queries, args.out)
     families = defaultdict(int)
     for query in queries:

@@ -5,8 +5,6 @@ pairs (locked-text tuning: the text side stays frozen)."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -18,6 +16,7 @@ from PIL import Image
 from torch import nn
 
 from bijou.config import BijouConfig
+from bijou.fusion.checkpoint import load_payload, save_payload, state_digest
 from bijou.fusion.encoders import l2_normalize
 from bijou.fusion.text import packaged_model_dir
 
@@ -118,15 +117,11 @@ class ImageCheckpoint:
 
     @property
     def version(self) -> str:
-        digest = hashlib.sha256()
-        for key in sorted(self.state):
-            digest.update(key.encode() + self.state[key].numpy().tobytes())
-        return f"efficientnet-lite0-head:{digest.hexdigest()[:12]}"
+        return f"efficientnet-lite0-head:{state_digest(self.state)}"
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        torch.save(
+        save_payload(
+            path,
             {
                 "config": asdict(self.config),
                 "state": self.state,
@@ -134,19 +129,11 @@ class ImageCheckpoint:
                 "metrics": self.metrics,
                 "seed": self.seed,
             },
-            buffer,
         )
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(buffer.getvalue())
-        tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> ImageCheckpoint:
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"image encoder checkpoint not found: {path} (train one: bijou train-image-encoder)"
-            )
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        raw = load_payload(path, "bijou train-image-encoder")
         return cls(
             config=ImageHeadConfig(**raw["config"]),
             state=raw["state"],

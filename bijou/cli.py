@@ -18,16 +18,24 @@ from bijou.retrieval.index import IndexBusyError, IndexMismatchError
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+FusionOption = Annotated[
+    str | None,
+    typer.Option("--fusion", help="none | concat | gated | attention | lowrank (default: config)"),
+]
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML config file (default: $BIJOU_CONFIG)")
 ]
 
 
-def _config(path: Path | None) -> BijouConfig:
+def _config(path: Path | None, fusion: str | None = None) -> BijouConfig:
     try:
-        return load_config(path)
+        config = load_config(path)
+        if fusion is not None:
+            section = config.fusion.model_validate({"kind": fusion})
+            config = config.model_copy(update={"fusion": section})
+        return config
     except (OSError, ValueError) as exc:
-        raise typer.BadParameter(str(exc), param_hint="--config") from exc
+        raise typer.BadParameter(str(exc), param_hint="--config / --fusion") from exc
 
 
 @app.callback()
@@ -149,6 +157,8 @@ def _engine(config: BijouConfig) -> SearchEngine:
     engine = SearchEngine.load(config)
     if engine.index.manifest is None:
         _sync(config, engine)
+    elif engine.fusion_outdated():
+        engine.refuse()
     return engine
 
 
@@ -156,9 +166,10 @@ def _engine(config: BijouConfig) -> SearchEngine:
 def index_command(
     config_path: ConfigOption = None,
     rebuild: Annotated[bool, typer.Option(help="drop the index and encode everything")] = False,
+    fusion: FusionOption = None,
 ) -> None:
     """Bring the index in line with the catalog: add new, re-encode changed, delete removed."""
-    config = _config(config_path)
+    config = _config(config_path, fusion)
     engine = SearchEngine.load(config)
     try:
         _sync(config, engine, rebuild)
@@ -305,10 +316,11 @@ def search_command(
     batch: Annotated[
         Path | None, typer.Option(help='JSONL of {"qid", "text"?, "image"?}; JSONL out')
     ] = None,
+    fusion: FusionOption = None,
     config_path: ConfigOption = None,
 ) -> None:
     """Search the catalog; with no query, an interactive prompt."""
-    config = _config(config_path)
+    config = _config(config_path, fusion)
     if batch is not None and not batch.is_file():
         raise typer.BadParameter(f"no such file: {batch}", param_hint="--batch")
     photo = None

@@ -48,6 +48,14 @@ class ClipConfig(_Section):
     model_path: Path | None = None
 
 
+class FusionSection(_Section):
+    # "none" ranks text and image vectors separately (plain hybrid search); a fusion model
+    # joins them into the index's "fused" vector.
+    kind: Literal["none", "concat", "gated", "attention", "lowrank"] = "none"
+    # None means the checkpoint shipped in bijou/fusion/checkpoints for that kind.
+    checkpoint: Path | None = None
+
+
 class IndexConfig(_Section):
     mode: Literal["edge", "server"] = "edge"
     # Server mode: a Qdrant URL, or "local:<dir>" / ":memory:" for qdrant-client's local mode.
@@ -64,6 +72,7 @@ class SearchConfig(_Section):
     weight_image: float = 0.5
     weight_sparse: float = 1.0
     weight_photo: float = 1.0
+    weight_fused: float = 1.0
     # Filters dropped one at a time, in this order, when a query has too few matches.
     # The price is not among them: a budget is never silently broken.
     relax_order: list[Relaxable] = Field(
@@ -80,6 +89,7 @@ class BijouConfig(_Section):
     text_encoder: TextEncoderConfig = Field(default_factory=TextEncoderConfig)
     image_encoder: ImageEncoderConfig = Field(default_factory=ImageEncoderConfig)
     clip: ClipConfig = Field(default_factory=ClipConfig)
+    fusion: FusionSection = Field(default_factory=FusionSection)
     index: IndexConfig = Field(default_factory=IndexConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
 

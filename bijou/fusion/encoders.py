@@ -5,14 +5,18 @@ and a shopper's photo can search product texts."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from PIL import Image
 
 from bijou.config import BijouConfig
+
+if TYPE_CHECKING:
+    from bijou.fusion.models import Fuser
 
 
 class TextEncoder(Protocol):
@@ -37,10 +41,12 @@ class ImageEncoder(Protocol):
 class Encoders:
     text: TextEncoder
     image: ImageEncoder
+    fuser: Fuser | None = None  # joins text, image and video into the index's "fused" vector
 
     @property
     def versions(self) -> dict[str, str]:
-        return {"text": self.text.version, "image": self.image.version}
+        fusion = self.fuser.version if self.fuser else "none"
+        return {"text": self.text.version, "image": self.image.version, "fusion": fusion}
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -50,15 +56,17 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
 
 
 def load_encoders(config: BijouConfig) -> Encoders:
-    """Text and image encoders as configured (imports are local: each pulls in heavy models)."""
+    """Text, image and fusion models as configured (imports are local: each is heavy)."""
+    from bijou.fusion.models import load_fuser
+
+    fuser = load_fuser(config.fusion.kind, config.fusion.checkpoint)
     if config.text_encoder.kind == "clip" or config.image_encoder.kind == "clip":
         if config.text_encoder.kind != config.image_encoder.kind:
             raise ValueError("a CLIP encoder must be used for both text and image")
         from bijou.fusion.clip import load_clip_encoders
 
-        return load_clip_encoders(config)
+        return dataclasses.replace(load_clip_encoders(config), fuser=fuser)
     from bijou.fusion.image import load_image_encoder
     from bijou.fusion.text import load_text_encoder
 
-    text = load_text_encoder(config)
-    return Encoders(text=text, image=load_image_encoder(config))
+    return Encoders(load_text_encoder(config), load_image_encoder(config), fuser)

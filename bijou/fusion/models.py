@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -254,3 +255,56 @@ class FusionCheckpoint:
         model = build_fusion(self.config)
         model.load_state_dict(self.state)
         return model.eval()
+
+
+class Fuser:
+    """A trained fusion model at run time: numpy vectors in, fused unit vectors out."""
+
+    def __init__(self, checkpoint: FusionCheckpoint) -> None:
+        self.model = checkpoint.model()
+        self.version = checkpoint.version
+        self.dim = checkpoint.config.out_dim
+        self.in_dim = checkpoint.config.in_dim
+
+    def products(
+        self,
+        text: np.ndarray,
+        image: np.ndarray,
+        has_image: np.ndarray,
+        video: np.ndarray | None = None,
+        frames: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Rows of products; ``has_image`` and ``frames`` mask what each one lacks."""
+        n = len(text)
+        if video is None or frames is None:
+            video, frames = np.zeros((n, 1, self.in_dim), np.float32), np.zeros((n, 1), bool)
+        batch = Modalities(
+            torch.from_numpy(np.asarray(text, np.float32)),
+            torch.from_numpy(np.asarray(image, np.float32)),
+            torch.from_numpy(np.asarray(video, np.float32)),
+            torch.from_numpy(frames),
+            torch.from_numpy(np.stack([np.ones(n, bool), has_image, frames.any(axis=1)], axis=1)),
+        )
+        with torch.inference_mode():
+            return self.model(batch).numpy()
+
+    def query(self, text: np.ndarray | None, photo: np.ndarray | None) -> np.ndarray:
+        """A shopper's query: its text vector, its photo's vector, or both."""
+        batch = Modalities.build(text=_row(text), image=_row(photo), dim=self.in_dim)
+        with torch.inference_mode():
+            return self.model(batch).numpy()[0]
+
+
+def _row(vector: np.ndarray | None) -> torch.Tensor | None:
+    return None if vector is None else torch.from_numpy(np.asarray(vector, np.float32))[None]
+
+
+def default_checkpoint(kind: str) -> Path:
+    return Path(__file__).parent / "checkpoints" / f"fusion_{kind}.pt"
+
+
+def load_fuser(kind: str, checkpoint: Path | None = None) -> Fuser | None:
+    """None for ``kind == "none"``: search then ranks text and image vectors separately."""
+    if kind == "none":
+        return None
+    return Fuser(FusionCheckpoint.load(checkpoint or default_checkpoint(kind)))

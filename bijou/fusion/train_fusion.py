@@ -26,7 +26,7 @@ from bijou.eval.metrics import RetrievalMetrics, evaluate
 from bijou.fusion.encoders import Encoders
 from bijou.fusion.models import FusionConfig, FusionModel, Modalities, build_fusion
 from bijou.fusion.train_image import split_of
-from bijou.fusion.video import VideoDecodeError, encode_video_frames, sample_frames
+from bijou.fusion.video import product_videos
 
 QUERY_KINDS = ("title", "attributes", "note", "photo")
 
@@ -113,18 +113,11 @@ def prepare_data(
         return out
 
     def videos() -> np.ndarray:
-        out = np.zeros((len(products), num_frames, dim), np.float32)
-        for i, product in enumerate(products):
-            data = store.read_bytes(product.video) if product.video else None
-            if data is None:
-                continue
-            try:
-                frames = sample_frames(data, num_frames)
-            except VideoDecodeError:
-                continue
-            vectors, _ = encode_video_frames(encoders.image, [frames])
-            out[i, : vectors.shape[1]] = vectors[0]
-        return out
+        parts = [
+            product_videos(products[i : i + chunk], store, encoders.image, num_frames)[0]
+            for i in range(0, len(products), chunk)
+        ]
+        return np.concatenate(parts)
 
     image = cached(cache, "fusion-image", [encoders.image.version, *ids], images)
     video_key = [encoders.image.version, str(num_frames), *(f"{p.id}:{p.video}" for p in products)]

@@ -14,6 +14,8 @@ import av.error
 import numpy as np
 from PIL import Image
 
+from bijou.catalog.media import MediaStore
+from bijou.catalog.schema import Product
 from bijou.fusion.encoders import ImageEncoder
 
 MAX_SIDE = 4096
@@ -165,3 +167,28 @@ def encode_video_frames(
         mask[row, : len(frames)] = True
         offset += len(frames)
     return out, mask
+
+
+def product_videos(
+    products: Sequence[Product], store: MediaStore, images_encoder: ImageEncoder, num_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n, num_frames, dim) frame vectors and their mask for products' videos; a product
+    without a video, or whose video cannot be read or decoded, gets an all-False mask."""
+    clips: list[list[Image.Image]] = []
+    rows: list[int] = []
+    for row, product in enumerate(products):
+        data = store.read_bytes(product.video) if product.video else None
+        if data is None:
+            continue
+        try:
+            clips.append(sample_frames(data, num_frames))
+            rows.append(row)
+        except VideoDecodeError:
+            continue
+    video = np.zeros((len(products), num_frames, images_encoder.dim), np.float32)
+    mask = np.zeros((len(products), num_frames), dtype=bool)
+    if clips:
+        vectors, real = encode_video_frames(images_encoder, clips)
+        video[rows, : vectors.shape[1]] = vectors
+        mask[rows, : real.shape[1]] = real
+    return video, mask

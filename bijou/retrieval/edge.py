@@ -6,6 +6,7 @@ import fcntl
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import qdrant_edge as qe
 
 from bijou.catalog.schema import Product
@@ -133,6 +134,27 @@ class EdgeBackend:
 
     def count(self) -> int:
         return self.shard.count(qe.CountRequest(exact=True))
+
+    def vectors(
+        self, product_ids: Sequence[str], names: Sequence[str]
+    ) -> dict[str, dict[str, np.ndarray]]:
+        records = self.shard.retrieve(
+            [point_id(i) for i in product_ids], with_payload=_PRODUCT_ID, with_vector=list(names)
+        )
+        return {
+            r.payload["product_id"]: {
+                k: np.asarray(v, np.float32) for k, v in (r.vector or {}).items() if k in names
+            }
+            for r in records
+        }
+
+    def set_vectors(self, name: str, vectors: dict[str, np.ndarray]) -> None:
+        updates = [qe.PointVectors(point_id(i), {name: _vector(v)}) for i, v in vectors.items()]
+        self.shard.update(qe.UpdateOperation.update_vectors(updates))
+        self.shard.flush()
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        write_manifest_file(self.manifest_path, manifest)
 
     def fingerprints(self) -> dict[str, str]:
         found: dict[str, str] = {}

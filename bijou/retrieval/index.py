@@ -162,6 +162,9 @@ class IndexBackend(Protocol):
     def retrieve(self, product_ids: Sequence[str]) -> list[Product]: ...
     def count(self) -> int: ...
     def fingerprints(self) -> dict[str, str]: ...
+    def vectors(self, product_ids: Sequence[str], names: Sequence[str]) -> dict[str, dict]: ...
+    def set_vectors(self, name: str, vectors: dict[str, np.ndarray]) -> None: ...
+    def write_manifest(self, manifest: Manifest) -> None: ...
     def facet(self, key: str, limit: int) -> list[str]: ...
     def close(self) -> None: ...
 
@@ -231,6 +234,22 @@ class ProductIndex:
 
     def count(self) -> int:
         return self.backend.count()
+
+    def vectors(
+        self, product_ids: Sequence[str], names: Sequence[str]
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """product id -> {vector name -> vector} for the named dense vectors it has."""
+        return self.backend.vectors(product_ids, names)
+
+    def set_vectors(self, name: str, vectors: dict[str, np.ndarray]) -> None:
+        self.backend.set_vectors(name, vectors)
+
+    def refit(self, encoders: dict[str, str]) -> None:
+        """Record that the vectors now come from ``encoders`` (after recomputing some)."""
+        current = self.backend.manifest()
+        if current is None:
+            raise RuntimeError("no index to refit")
+        self.backend.write_manifest(Manifest(current.layout, dict(encoders), current.dims))
 
     def fingerprints(self) -> dict[str, str]:
         """product id -> fingerprint of what the index holds for it."""

@@ -20,12 +20,14 @@ from bijou.catalog.media import MediaStore
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig, SearchConfig
 from bijou.fusion.encoders import Encoders, load_encoders
+from bijou.fusion.video import product_videos
 from bijou.retrieval.index import Hit, IndexPoint, ProductIndex, Sparse, VectorQuery
 from bijou.retrieval.query import ParsedQuery, QueryFilters, QueryParser
 
 # BM25 document weights depend on these; they are part of the index's encoder versions.
 BM25_CONFIG = {"k": 1.2, "b": 0.75, "avg_len": 80.0, "language": "english"}
 BM25_VERSION = "bm25:" + ",".join(f"{k}={v}" for k, v in BM25_CONFIG.items())
+VIDEO_FRAMES = 8
 
 
 class SparseEncoder:
@@ -159,12 +161,18 @@ class ProductSearch:
             return VectorQuery(using, vector, filters, limit, exclude)
 
         plan: list[tuple[float, VectorQuery]] = []
+        vector = self._embed_text(text) if text else None
         if text:
-            vector = self._embed_text(text)
-            plan += [(c.weight_text, q("text", vector)), (c.weight_image, q("image", vector))]
             sparse = self.sparse.query(text)
             if sparse.indices:
                 plan.append((c.weight_sparse, q("bm25", sparse)))
+        if fuser := self.encoders.fuser:
+            # One fused list replaces the per-modality lists; BM25 stays beside it.
+            if vector is not None or photo is not None:
+                plan.append((c.weight_fused, q("fused", fuser.query(vector, photo))))
+            return plan
+        if vector is not None:
+            plan += [(c.weight_text, q("text", vector)), (c.weight_image, q("image", vector))]
         if photo is not None:
             plan += [(c.weight_photo, q("image", photo)), (c.weight_photo / 2, q("text", photo))]
         return plan
@@ -187,13 +195,35 @@ def index_points(
         with_image = [i for i, img in enumerate(images) if img is not None]
         image_vectors = encoders.image.encode([images[i] for i in with_image])
         by_row = dict(zip(with_image, image_vectors, strict=True))
+        fused = fuse_products(encoders, chunk, texts, by_row, store)
         for i, product in enumerate(chunk):
             dense = {"text": texts[i]}
             if i in by_row:
                 dense["image"] = by_row[i]
+            if fused is not None:
+                dense["fused"] = fused[i]
             yield IndexPoint(product, dense, sparse.document(product.document()))
         bar.update(len(chunk))
     bar.close()
+
+
+def fuse_products(
+    encoders: Encoders,
+    products: Sequence[Product],
+    texts: np.ndarray,
+    images: dict[int, np.ndarray],
+    store: MediaStore,
+) -> np.ndarray | None:
+    """Fused vectors for a chunk of products (None without a fusion model); ``images`` maps
+    row -> image vector for the rows that have one; videos are read and encoded here."""
+    if encoders.fuser is None:
+        return None
+    image = np.zeros_like(texts)
+    has_image = np.zeros(len(products), dtype=bool)
+    for row, vector in images.items():
+        image[row], has_image[row] = vector, True
+    video, frames = product_videos(products, store, encoders.image, VIDEO_FRAMES)
+    return encoders.fuser.products(texts, image, has_image, video, frames)
 
 
 def index_versions(encoders: Encoders) -> tuple[dict[str, str], dict[str, int]]:
@@ -241,6 +271,8 @@ class SearchEngine:
         """Make the index hold exactly ``products``: encode only new or changed ones (upsert by
         id, so running it twice changes nothing) and, with ``prune``, delete the rest."""
         versions, dims = index_versions(self.encoders)
+        if not rebuild and self.fusion_outdated():
+            self.refuse()
         self.index.ensure(versions, dims, rebuild=rebuild)
         current = self.index.fingerprints()
         changed = [p for p in products if current.get(p.id) != p.fingerprint]
@@ -253,6 +285,33 @@ class SearchEngine:
         self.refresh_vocabulary()
         added = sum(p.id not in current for p in changed)
         return SyncReport(added, len(changed) - added, len(stale), len(products) - len(changed))
+
+    def fusion_outdated(self) -> bool:
+        """True when the index differs from the configured models in its fused vectors only."""
+        manifest = self.index.manifest
+        if manifest is None:
+            return False
+        versions, _ = index_versions(self.encoders)
+        held = {"fusion": "none", **manifest.encoders}
+        return held != versions and {**held, "fusion": versions["fusion"]} == versions
+
+    def refuse(self, chunk: int = 512) -> None:
+        """Recompute the "fused" vectors from the text and image vectors the index already
+        holds (and the products' videos), for a new fusion model: seconds, not a re-encode."""
+        versions, _ = index_versions(self.encoders)
+        if self.encoders.fuser is not None:
+            ids = list(self.index.fingerprints())
+            for start in tqdm(range(0, len(ids), chunk), desc="fusing", unit="batch"):
+                part = ids[start : start + chunk]
+                held = self.index.vectors(part, ["text", "image"])
+                products = self.index.get_many(part)
+                texts = np.stack([held[p.id]["text"] for p in products])
+                images = {i: held[p.id]["image"] for i, p in enumerate(products)
+                          if "image" in held[p.id]}  # fmt: skip
+                fused = fuse_products(self.encoders, products, texts, images, self.store)
+                ids_held = [p.id for p in products]
+                self.index.set_vectors("fused", dict(zip(ids_held, fused, strict=True)))
+        self.index.refit(versions)
 
     def upsert(self, products: Sequence[Product], images: Path | None = None) -> int:
         """Add or update single products (images read from ``images`` or the catalog store)."""

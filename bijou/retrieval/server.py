@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from qdrant_client import QdrantClient, models
 
 from bijou.catalog.schema import Product
@@ -127,6 +128,31 @@ class ServerBackend:
 
     def count(self) -> int:
         return self.client.count(self.collection, exact=True).count
+
+    def vectors(
+        self, product_ids: Sequence[str], names: Sequence[str]
+    ) -> dict[str, dict[str, np.ndarray]]:
+        records = self.client.retrieve(
+            self.collection,
+            [point_id(i) for i in product_ids],
+            with_payload=_PRODUCT_ID,
+            with_vectors=list(names),
+        )
+        return {
+            r.payload["product_id"]: {
+                k: np.asarray(v, np.float32) for k, v in (r.vector or {}).items() if k in names
+            }
+            for r in records
+            if r.payload
+        }
+
+    def set_vectors(self, name: str, vectors: dict[str, np.ndarray]) -> None:
+        points = [models.PointVectors(id=point_id(i), vector={name: _vector(v)})
+                  for i, v in vectors.items()]  # fmt: skip
+        self.client.update_vectors(self.collection, points, wait=True)
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        self.client.update_collection(self.collection, metadata={_MANIFEST_KEY: manifest.to_json()})
 
     def fingerprints(self) -> dict[str, str]:
         found: dict[str, str] = {}

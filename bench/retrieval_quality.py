@@ -93,14 +93,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--queries", type=Path, default=DEV / "queries.jsonl")
     parser.add_argument("--qrels", type=Path, default=DEV / "qrels.jsonl")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument("--fusion", default=None, help="fusion model for hybrid (default: config)")
     args = parser.parse_args(argv)
 
     # Image queries have no text for BM25 or the dense text ranking to compare on.
     queries = [q for q in read_queries(args.queries) if q.text]
     qrels = read_qrels(args.qrels)
-    engine = SearchEngine.load(load_config(args.config))
+    config = load_config(args.config)
+    if args.fusion:
+        config = config.model_copy(
+            update={"fusion": config.fusion.model_validate({"kind": args.fusion})}
+        )
+    engine = SearchEngine.load(config)
     if engine.index.manifest is None:
         sys.exit("the index is empty: run `bijou index` first")
+    if engine.fusion_outdated():
+        engine.refuse()
+    print(f"hybrid uses fusion: {config.fusion.kind}")
     runs = {name: run_all(queries, system) for name, system in systems(engine).items()}
     table = score(runs, queries, qrels)
     print(markdown(table))

@@ -57,7 +57,6 @@ def train_image_encoder(
     """Train the image projection head on the catalog's image-title pairs."""
     from tqdm import trange
 
-    from bijou.catalog.media import MediaStore
     from bijou.fusion.image import ImageHeadConfig, load_backbone
     from bijou.fusion.text import load_text_encoder
     from bijou.fusion.train_image import ImageTrainOptions, extract_features, train_image_head
@@ -103,9 +102,9 @@ def train_fusion_command(
     from bijou.fusion.models import MODELS, FusionCheckpoint, FusionConfig
     from bijou.fusion.train_fusion import (
         FusionTrainOptions,
+        catalog_data,
         compare,
         metrics_table,
-        prepare_data,
         split_rows,
         train_fusion,
     )
@@ -113,17 +112,8 @@ def train_fusion_command(
     if model not in MODELS:
         raise typer.BadParameter(f"choose one of {', '.join(MODELS)}", param_hint="--model")
     config = _config(config_path)
-    catalog_path, images = catalog_sources(config)
-    products = {p.id: p for p in load_catalog(catalog_path).products}
-    roots = [images]
-    if videos is not None:
-        with_video = load_catalog(videos)
-        products |= {p.id: p for p in with_video.products}
-        roots.append(videos.parent)
-        _err(f"videos: {sum(p.video is not None for p in with_video.products)} products")
     encoders = load_encoders(config)
-    store = MediaStore(*roots)
-    data = prepare_data(list(products.values()), encoders, store, config.data_dir / "cache")
+    data = catalog_data(config, encoders, videos)
     options = FusionTrainOptions(epochs=epochs, seed=config.seed)
     fusion, train_metrics = train_fusion(
         data, FusionConfig(kind=model), options, progress=lambda r: trange(len(r), desc="epochs")

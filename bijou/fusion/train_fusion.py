@@ -20,8 +20,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from bijou.catalog.loader import catalog_sources, load_catalog
 from bijou.catalog.media import MediaStore
 from bijou.catalog.schema import Product
+from bijou.config import BijouConfig
 from bijou.eval.metrics import RetrievalMetrics, evaluate
 from bijou.fusion.encoders import Encoders
 from bijou.fusion.models import FusionConfig, FusionModel, Modalities, build_fusion
@@ -344,3 +346,16 @@ def metrics_table(systems: dict[str, dict[str, RetrievalMetrics]]) -> str:
             + f" | {results['all'].recall:.3f} | {results['all'].mrr:.3f} |"
         )
     return "\n".join(lines)
+
+
+def catalog_data(config: BijouConfig, encoders: Encoders, videos: Path | None) -> FusionData:
+    """The configured catalog, encoded; products listed in ``videos`` (a catalog file whose
+    rows carry videos, found beside it) replace their namesakes."""
+    catalog_path, images = catalog_sources(config)
+    products = {p.id: p for p in load_catalog(catalog_path).products}
+    roots = [images]
+    if videos is not None:
+        products |= {p.id: p for p in load_catalog(videos).products}
+        roots.append(videos.parent)
+    store = MediaStore(*roots)
+    return prepare_data(list(products.values()), encoders, store, config.data_dir / "cache")

@@ -36,8 +36,7 @@ from bijou.fusion.train_fusion import (
 
 def fuse_latency_ms(model: FusionModel, data: FusionData, rows: np.ndarray) -> tuple[float, float]:
     """Median single-item time to fuse one product (all its modalities) and one text query."""
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    fuser = Fuser(FusionCheckpoint(model.config, state, {}, {}, 0))
+    fuser = Fuser(FusionCheckpoint.of(model, {}, {}, 0))
     product_times, query_times = [], []
     for i in rows[:200]:
         start = time.perf_counter()
@@ -78,8 +77,7 @@ def main() -> None:
         trained[kind] = model
         latency[kind] = fuse_latency_ms(model, plain, test)
         if args.save_dir:
-            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            FusionCheckpoint(model.config, state, {}, {}, config.seed).save(
+            FusionCheckpoint.of(model, {}, {}, config.seed).save(
                 args.save_dir / f"fusion_{kind}.pt"
             )
     systems = compare(plain, trained, test)

@@ -124,8 +124,7 @@ def train_fusion_command(
         for name, results in systems.items()
         for measure in ("ndcg", "recall", "mrr")
     }
-    state = {k: v.detach().clone() for k, v in fusion.state_dict().items()}
-    checkpoint = FusionCheckpoint(fusion.config, state, encoders.versions, metrics, config.seed)
+    checkpoint = FusionCheckpoint.of(fusion, encoders.versions, metrics, config.seed)
     out = out or config.data_dir / "checkpoints" / f"fusion_{model}.pt"
     checkpoint.save(out)
     _err(f"saved {out} ({checkpoint.version})")

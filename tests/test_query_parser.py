@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from bijou.catalog.schema import JEWELLERY_ARTICLES
 from bijou.retrieval.query import ParsedQuery, QueryFilters, QueryParser, parse_query
 
 F = QueryFilters
 W, M = ("Women", "Unisex"), ("Men", "Unisex")
-JEWELLERY = (
-    "Earrings",
-    "Pendant",
-    "Necklace and Chains",
-    "Ring",
-    "Bangle",
-    "Bracelet",
-    "Jewellery Set",
-)
+JEWELLERY = JEWELLERY_ARTICLES
 BAGS = (
     "Handbags",
     "Clutches",

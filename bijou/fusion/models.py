@@ -229,6 +229,13 @@ class FusionCheckpoint:
     metrics: dict[str, float]
     seed: int
 
+    @classmethod
+    def of(
+        cls, model: FusionModel, encoders: dict[str, str], metrics: dict[str, float], seed: int
+    ) -> FusionCheckpoint:
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return cls(model.config, state, encoders, metrics, seed)
+
     @property
     def version(self) -> str:
         return f"fusion-{self.config.kind}:{state_digest(self.state)}"

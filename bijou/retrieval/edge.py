@@ -12,8 +12,10 @@ import qdrant_edge as qe
 from bijou.catalog.schema import Product
 from bijou.retrieval.index import (
     DENSE_VECTORS,
+    FINGERPRINT_FIELDS,
     FLOAT_FIELDS,
     KEYWORD_FIELDS,
+    PRODUCT_ID_FIELD,
     SPARSE_VECTOR,
     Hit,
     IndexBusyError,
@@ -22,6 +24,7 @@ from bijou.retrieval.index import (
     Sparse,
     VectorQuery,
     build_filter,
+    engine_vector,
     payload_of,
     point_id,
     product_of,
@@ -30,21 +33,17 @@ from bijou.retrieval.index import (
     write_manifest_file,
 )
 
-_FINGERPRINT = ["product_id", "fingerprint"]
-_PRODUCT_ID = ["product_id"]
 
-
-class _Filters:
+class _Types:
     Filter = qe.Filter
     FieldCondition = qe.FieldCondition
     MatchAny = qe.MatchAny
     Range = qe.RangeFloat
+    SparseVector = qe.SparseVector
 
 
-def _vector(value: object) -> list[float] | qe.SparseVector:
-    if isinstance(value, Sparse):
-        return qe.SparseVector(indices=value.indices, values=value.values)
-    return [float(x) for x in value]  # type: ignore[union-attr]
+def _vector(value: np.ndarray | Sparse) -> object:
+    return engine_vector(value, _Types)
 
 
 class EdgeBackend:
@@ -118,8 +117,8 @@ class EdgeBackend:
             qe.QueryRequest(
                 limit=q.limit,
                 query=qe.Query.Nearest(_vector(q.vector), using=q.using),
-                filter=build_filter(q.filters, q.exclude_ids, _Filters),
-                with_payload=_PRODUCT_ID,
+                filter=build_filter(q.filters, q.exclude_ids, _Types),
+                with_payload=PRODUCT_ID_FIELD,
             )
             for q in queries
         ]
@@ -139,7 +138,9 @@ class EdgeBackend:
         self, product_ids: Sequence[str], names: Sequence[str]
     ) -> dict[str, dict[str, np.ndarray]]:
         records = self.shard.retrieve(
-            [point_id(i) for i in product_ids], with_payload=_PRODUCT_ID, with_vector=list(names)
+            [point_id(i) for i in product_ids],
+            with_payload=PRODUCT_ID_FIELD,
+            with_vector=list(names),
         )
         return {
             r.payload["product_id"]: {
@@ -160,7 +161,7 @@ class EdgeBackend:
         found: dict[str, str] = {}
         offset = None
         while True:
-            request = qe.ScrollRequest(offset=offset, limit=1000, with_payload=_FINGERPRINT)
+            request = qe.ScrollRequest(offset=offset, limit=1000, with_payload=FINGERPRINT_FIELDS)
             records, offset = self.shard.scroll(request)
             found.update({r.payload["product_id"]: r.payload["fingerprint"] for r in records})
             if offset is None:

@@ -109,17 +109,29 @@ def product_of(payload: dict[str, Any]) -> Product:
     return Product.model_validate(data)
 
 
-class FilterTypes(Protocol):
-    """The constructors an engine's filter models offer (edge and client name them alike)."""
+# Payload fields read back with search hits and when diffing the index against a catalog.
+PRODUCT_ID_FIELD = ["product_id"]
+FINGERPRINT_FIELDS = ["product_id", "fingerprint"]
+
+
+class EngineTypes(Protocol):
+    """The model classes an engine offers (edge and client name them alike)."""
 
     Filter: Any
     FieldCondition: Any
     MatchAny: Any
     Range: Any
+    SparseVector: Any
+
+
+def engine_vector(value: np.ndarray | Sparse, types: EngineTypes) -> Any:
+    if isinstance(value, Sparse):
+        return types.SparseVector(indices=value.indices, values=value.values)
+    return [float(x) for x in value]
 
 
 def build_filter(
-    filters: QueryFilters, exclude_ids: Sequence[str], types: FilterTypes
+    filters: QueryFilters, exclude_ids: Sequence[str], types: EngineTypes
 ) -> Any | None:
     """QueryFilters -> an engine filter; None when nothing constrains the query."""
     must: list[Any] = []

@@ -13,8 +13,10 @@ from bijou.catalog.schema import Product
 from bijou.config import IndexConfig
 from bijou.retrieval.index import (
     DENSE_VECTORS,
+    FINGERPRINT_FIELDS,
     FLOAT_FIELDS,
     KEYWORD_FIELDS,
+    PRODUCT_ID_FIELD,
     SPARSE_VECTOR,
     Hit,
     IndexPoint,
@@ -22,27 +24,25 @@ from bijou.retrieval.index import (
     Sparse,
     VectorQuery,
     build_filter,
+    engine_vector,
     payload_of,
     point_id,
     product_of,
 )
 
 _MANIFEST_KEY = "bijou_manifest"
-_FINGERPRINT = ["product_id", "fingerprint"]
-_PRODUCT_ID = ["product_id"]
 
 
-class _Filters:
+class _Types:
     Filter = models.Filter
     FieldCondition = models.FieldCondition
     MatchAny = models.MatchAny
     Range = models.Range
+    SparseVector = models.SparseVector
 
 
-def _vector(value: object) -> list[float] | models.SparseVector:
-    if isinstance(value, Sparse):
-        return models.SparseVector(indices=value.indices, values=value.values)
-    return [float(x) for x in value]  # type: ignore[union-attr]
+def _vector(value: np.ndarray | Sparse) -> object:
+    return engine_vector(value, _Types)
 
 
 def connect(config: IndexConfig) -> QdrantClient:
@@ -112,9 +112,9 @@ class ServerBackend:
             models.QueryRequest(
                 query=_vector(q.vector),
                 using=q.using,
-                filter=build_filter(q.filters, q.exclude_ids, _Filters),
+                filter=build_filter(q.filters, q.exclude_ids, _Types),
                 limit=q.limit,
-                with_payload=_PRODUCT_ID,
+                with_payload=PRODUCT_ID_FIELD,
             )
             for q in queries
         ]
@@ -135,7 +135,7 @@ class ServerBackend:
         records = self.client.retrieve(
             self.collection,
             [point_id(i) for i in product_ids],
-            with_payload=_PRODUCT_ID,
+            with_payload=PRODUCT_ID_FIELD,
             with_vectors=list(names),
         )
         return {
@@ -159,7 +159,7 @@ class ServerBackend:
         offset = None
         while True:
             records, offset = self.client.scroll(
-                self.collection, limit=1000, offset=offset, with_payload=_FINGERPRINT
+                self.collection, limit=1000, offset=offset, with_payload=FINGERPRINT_FIELDS
             )
             found.update({r.payload["product_id"]: r.payload["fingerprint"] for r in records})
             if offset is None:

@@ -292,7 +292,7 @@ class SearchEngine:
         if manifest is None:
             return False
         versions, _ = index_versions(self.encoders)
-        held = {"fusion": "none", **manifest.encoders}
+        held = manifest.encoders  # an index from before fusion existed has no "fusion" entry
         return held != versions and {**held, "fusion": versions["fusion"]} == versions
 
     def refuse(self, chunk: int = 512) -> None:

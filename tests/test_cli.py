@@ -102,3 +102,23 @@ def test_a_second_process_cannot_open_an_open_index(tmp_path: Path) -> None:
         EdgeBackend(tmp_path)
     first.close()
     EdgeBackend(tmp_path).close()
+
+
+def test_upsert_and_delete_single_products(
+    tmp_path: Path, small_products: list[Product], encoders: object
+) -> None:
+    catalog = tmp_path / "shop.jsonl"
+    catalog.write_text("\n".join(json.dumps(p.model_dump()) for p in small_products[:3]) + "\n")
+    env = {"BIJOU__DATA_DIR": str(tmp_path / "data"), "BIJOU__CATALOG__PATH": str(catalog)}
+    assert CliRunner().invoke(app, ["index"], env=env).exit_code == 0
+
+    novel = small_products[5].model_copy(update={"id": "NEW-1", "image": None})
+    extra = tmp_path / "new.jsonl"
+    extra.write_text(json.dumps(novel.model_dump()) + "\n" + '{"id": "bad"}\n')
+    result = CliRunner().invoke(app, ["upsert", str(extra)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "line 2" in result.stderr and "1 upserted, 4 products in all" in result.stderr
+
+    result = CliRunner().invoke(app, ["delete", "NEW-1", "nope"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "not in the index: nope" in result.stderr and "1 deleted, 3 left" in result.stderr

@@ -9,21 +9,31 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from bijou.catalog.loader import load_catalog
 from bijou.catalog.schema import Product
 from bijou.cli import app
+from bijou.config import load_config
+from bijou.fusion.encoders import Encoders
 from bijou.retrieval.edge import EdgeBackend
 from bijou.retrieval.index import IndexBusyError
 from bijou.retrieval.search import SearchEngine
 
 
-@pytest.fixture
-def cli_env(small_engine: SearchEngine, small_catalog: Path) -> dict[str, str]:
-    # The CLI opens the same index directory; the session engine must let go of it first.
-    small_engine.index.close()
-    return {
-        "BIJOU__DATA_DIR": str(small_engine.config.data_dir),
+@pytest.fixture(scope="module")
+def cli_env(
+    tmp_path_factory: pytest.TempPathFactory, small_catalog: Path, encoders: Encoders
+) -> dict[str, str]:
+    """An index of the small catalog that only the CLI opens (an embedded index admits one
+    opener at a time, and the session's search engine keeps its own open)."""
+    env = {
+        "BIJOU__DATA_DIR": str(tmp_path_factory.mktemp("cli-data")),
         "BIJOU__CATALOG__PATH": str(small_catalog),
     }
+    config = load_config(environ=env)
+    engine = SearchEngine.load(config, encoders)
+    engine.sync(load_catalog(small_catalog).products)
+    engine.index.close()
+    return env
 
 
 @pytest.fixture(scope="module")

@@ -88,6 +88,10 @@ class Modalities:
     def with_present(self, present: torch.Tensor) -> Modalities:
         return Modalities(self.text, self.image, self.video, self.frames, present)
 
+    def to(self, device: torch.device | str) -> Modalities:
+        return Modalities(*(t.to(device) for t in (self.text, self.image, self.video, self.frames,
+                                                   self.present)))  # fmt: skip
+
 
 class TemporalAttentionPool(nn.Module):
     """A learned query attends over the frames; padding frames are masked out."""
@@ -198,7 +202,7 @@ class LowRankFusion(FusionModel):
         self.bias = nn.Parameter(torch.zeros(o))
 
     def fuse(self, inputs: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        ones = torch.ones(*inputs.shape[:2], 1)
+        ones = torch.ones(*inputs.shape[:2], 1, device=inputs.device)
         augmented = torch.cat([inputs, ones], dim=-1)  # (B, 3, D+1)
         product = None
         for i, factor in enumerate(self.factors):

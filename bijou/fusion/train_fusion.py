@@ -44,6 +44,8 @@ class FusionTrainOptions:
     dev_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = 13
+    # None: a GPU when torch sees one, else the CPU.
+    device: str | None = None
 
 
 @dataclass
@@ -221,7 +223,8 @@ def train_fusion(
     rng = np.random.default_rng(options.seed)
     train = split_rows(data, options, "train")
     articles = np.array([p.article for p in data.products])
-    model = build_fusion(config)
+    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_fusion(config).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), options.lr, weight_decay=options.weight_decay)
     losses = []
     for _ in progress(range(options.epochs)):
@@ -231,17 +234,17 @@ def train_fusion(
             kind = kinds[rng.integers(len(kinds))] if kinds else "title"
             keep = torch.rand(len(rows), 3) >= options.modality_dropout
             keep[:, 0] |= ~(keep[:, 1] & torch.from_numpy(data.has_image[rows]))  # keep one
-            products = model(_modalities(data, rows, keep))
-            queries = model(_query_batch(data, kind, rows))
+            products = model(_modalities(data, rows, keep).to(device))
+            queries = model(_query_batch(data, kind, rows).to(device))
             logits = queries @ products.T / options.temperature
-            labels = torch.arange(len(rows))
+            labels = torch.arange(len(rows), device=device)
             loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             losses.append(loss.item())
     metrics = {"final_loss": float(np.mean(losses[-20:])) if losses else float("nan")}
-    return model, metrics
+    return model.cpu(), metrics
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,10 @@ from bijou.retrieval.index import (
     engine_vector,
     payload_of,
     point_id,
-    product_of,
+    products_in_order,
     read_manifest_file,
     remove_tree,
+    vectors_by_id,
     write_manifest_file,
 )
 
@@ -128,8 +129,7 @@ class EdgeBackend:
     def retrieve(self, product_ids: Sequence[str]) -> list[Product]:
         ids = [point_id(i) for i in product_ids]
         records = self.shard.retrieve(ids, with_payload=True, with_vector=False)
-        by_id = {r.payload["product_id"]: product_of(r.payload) for r in records if r.payload}
-        return [by_id[i] for i in product_ids if i in by_id]
+        return products_in_order(records, product_ids)
 
     def count(self) -> int:
         return self.shard.count(qe.CountRequest(exact=True))
@@ -142,12 +142,7 @@ class EdgeBackend:
             with_payload=PRODUCT_ID_FIELD,
             with_vector=list(names),
         )
-        return {
-            r.payload["product_id"]: {
-                k: np.asarray(v, np.float32) for k, v in (r.vector or {}).items() if k in names
-            }
-            for r in records
-        }
+        return vectors_by_id(records, names)
 
     def set_vectors(self, name: str, vectors: dict[str, np.ndarray]) -> None:
         updates = [qe.PointVectors(point_id(i), {name: _vector(v)}) for i, v in vectors.items()]

@@ -114,6 +114,23 @@ PRODUCT_ID_FIELD = ["product_id"]
 FINGERPRINT_FIELDS = ["product_id", "fingerprint"]
 
 
+def products_in_order(records: Sequence[Any], product_ids: Sequence[str]) -> list[Product]:
+    """Engine records -> products, in the order asked for, skipping ids the index lacks."""
+    by_id = {r.payload["product_id"]: product_of(r.payload) for r in records if r.payload}
+    return [by_id[i] for i in product_ids if i in by_id]
+
+
+def vectors_by_id(records: Sequence[Any], names: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Engine records -> {product id: {vector name: vector}} for the named vectors."""
+    return {
+        r.payload["product_id"]: {
+            k: np.asarray(v, np.float32) for k, v in (r.vector or {}).items() if k in names
+        }
+        for r in records
+        if r.payload
+    }
+
+
 class EngineTypes(Protocol):
     """The model classes an engine offers (edge and client name them alike)."""
 

@@ -27,7 +27,8 @@ from bijou.retrieval.index import (
     engine_vector,
     payload_of,
     point_id,
-    product_of,
+    products_in_order,
+    vectors_by_id,
 )
 
 _MANIFEST_KEY = "bijou_manifest"
@@ -123,8 +124,7 @@ class ServerBackend:
 
     def retrieve(self, product_ids: Sequence[str]) -> list[Product]:
         records = self.client.retrieve(self.collection, [point_id(i) for i in product_ids])
-        by_id = {r.payload["product_id"]: product_of(r.payload) for r in records if r.payload}
-        return [by_id[i] for i in product_ids if i in by_id]
+        return products_in_order(records, product_ids)
 
     def count(self) -> int:
         return self.client.count(self.collection, exact=True).count
@@ -138,13 +138,7 @@ class ServerBackend:
             with_payload=PRODUCT_ID_FIELD,
             with_vectors=list(names),
         )
-        return {
-            r.payload["product_id"]: {
-                k: np.asarray(v, np.float32) for k, v in (r.vector or {}).items() if k in names
-            }
-            for r in records
-            if r.payload
-        }
+        return vectors_by_id(records, names)
 
     def set_vectors(self, name: str, vectors: dict[str, np.ndarray]) -> None:
         points = [models.PointVectors(id=point_id(i), vector={name: _vector(v)})

@@ -16,6 +16,7 @@ import qdrant_edge as qe
 from PIL import Image
 from tqdm import tqdm
 
+from bijou.catalog.loader import catalog_sources
 from bijou.catalog.media import MediaStore
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig, SearchConfig
@@ -245,10 +246,13 @@ class SearchEngine:
     @classmethod
     def load(cls, config: BijouConfig, encoders: Encoders | None = None) -> SearchEngine:
         """``encoders`` lets several engines (or tests) share models already in memory."""
-        from bijou.catalog.loader import catalog_sources
-
-        encoders = encoders or load_encoders(config)
+        # The index first: a busy embedded index fails in milliseconds, not after model loads.
         index = ProductIndex.open(config.index, config.index_dir)
+        try:
+            encoders = encoders or load_encoders(config)
+        except BaseException:
+            index.close()
+            raise
         _, images = catalog_sources(config)
         engine = cls(
             config,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
@@ -12,7 +13,6 @@ import qdrant_edge as qe
 from bijou.catalog.schema import Product
 from bijou.retrieval.index import (
     DENSE_VECTORS,
-    FINGERPRINT_FIELDS,
     FLOAT_FIELDS,
     KEYWORD_FIELDS,
     PRODUCT_ID_FIELD,
@@ -152,15 +152,9 @@ class EdgeBackend:
     def write_manifest(self, manifest: Manifest) -> None:
         write_manifest_file(self.manifest_path, manifest)
 
-    def fingerprints(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        offset = None
-        while True:
-            request = qe.ScrollRequest(offset=offset, limit=1000, with_payload=FINGERPRINT_FIELDS)
-            records, offset = self.shard.scroll(request)
-            found.update({r.payload["product_id"]: r.payload["fingerprint"] for r in records})
-            if offset is None:
-                return found
+    def scroll(self, offset: Any, fields: list[str]) -> tuple[Sequence[Any], Any]:
+        """One page of records with the given payload fields, and the next page's offset."""
+        return self.shard.scroll(qe.ScrollRequest(offset=offset, limit=1000, with_payload=fields))
 
     def facet(self, key: str, limit: int) -> list[str]:
         response = self.shard.facet(qe.FacetRequest(key=key, limit=limit, exact=True))

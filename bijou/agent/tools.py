@@ -1,0 +1,335 @@
+"""The agent's tools: each is one small function with its argument schema beside it, exposed
+as a langchain ``StructuredTool`` so the JSON schema the LLM is constrained to and the code that
+runs are the same object.
+
+Tools read the shop through retrieval (search, complements) and the session store; only the
+cart tools write, and the agent calls those only on the shopper's explicit request.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from langchain_core.tools import StructuredTool
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from bijou.agent.memory import CartLine, SessionStore
+from bijou.agent.state import DialogState
+from bijou.catalog.schema import Product
+from bijou.retrieval.complements import Bundle, Complement, ComplementFinder
+from bijou.retrieval.query import QueryFilters
+from bijou.retrieval.search import SearchEngine, SearchRequest
+
+
+@dataclass
+class ShopContext:
+    """What the tools of one turn act on."""
+
+    engine: SearchEngine
+    complements: ComplementFinder
+    store: SessionStore
+    session_id: str
+    state: DialogState
+    image: Image.Image | None = None  # the shopper's photo this turn, for visual search
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One field of one product, quoted from the catalog."""
+
+    product_id: str
+    field: str
+    value: str
+
+
+@dataclass(frozen=True)
+class CartItem:
+    product: Product
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    tool: str
+    products: list[Product] = field(default_factory=list)
+    exact: list[bool] = field(default_factory=list)  # per product: met every filter
+    relaxed: tuple[str, ...] = ()
+    complements: list[Complement] = field(default_factory=list)
+    bundle: Bundle | None = None
+    facts: list[Fact] = field(default_factory=list)
+    cart: list[CartItem] = field(default_factory=list)
+    error: str | None = None  # what went wrong, for the reply ("no such product")
+
+
+class ToolError(ValueError):
+    """A tool was called with arguments it cannot act on."""
+
+
+def _product(ctx: ShopContext, product_id: str) -> Product:
+    product = ctx.engine.index.get(product_id)
+    if product is None:
+        raise ToolError(f"no product with id {product_id!r}")
+    return product
+
+
+# --- search_products -----------------------------------------------------------------------
+class SearchProductsArgs(BaseModel):
+    query: str = Field(default="", max_length=500, description="What the shopper is looking for")
+    like_product_id: str | None = Field(
+        default=None, description="Find products similar to this one (same category)"
+    )
+    limit: int = Field(default=3, ge=1, le=10)
+
+
+def search_products(
+    ctx: ShopContext, query: str = "", like_product_id: str | None = None, limit: int = 3
+) -> ToolResult:
+    """Products for the shopper's request. Hard constraints (budget, category, colours,
+    exclusions) come from the dialog state, never from the arguments."""
+    filters = ctx.state.filters()
+    image = ctx.image
+    exclude = list(ctx.state.blocked_ids)
+    if like_product_id:
+        anchor = _product(ctx, like_product_id)
+        image = image or ctx.engine.store.load(anchor)
+        query = " ".join(t for t in (query, anchor.article, anchor.colour, anchor.usage) if t)
+        filters = replace(filters, articles=(anchor.article,))
+        exclude += [anchor.id, *ctx.state.shown]
+    # Ask for spares: catalogs list the same piece under several ids, shown once here.
+    request = SearchRequest(query, image, limit * 3, filters, tuple(dict.fromkeys(exclude)))
+    result = ctx.engine.search.search(request)
+    seen: set[tuple[str, float, str]] = set()
+    kept = []
+    for r in result.results:
+        key = (r.product.title.lower(), r.product.price, r.product.colour)
+        if key not in seen and len(kept) < limit:
+            seen.add(key)
+            kept.append(r)
+    return ToolResult(
+        "search_products",
+        products=[r.product for r in kept],
+        exact=[r.exact for r in kept],
+        # Spares fetched past the limit may be relaxed matches that are never shown.
+        relaxed=result.relaxed if not all(r.exact for r in kept) else (),
+    )
+
+
+# --- get_product ---------------------------------------------------------------------------
+class ProductArgs(BaseModel):
+    product_id: str = Field(description="The catalog id of the product")
+
+
+def get_product(ctx: ShopContext, product_id: str) -> ToolResult:
+    """One product's full catalog record."""
+    return ToolResult("get_product", products=[_product(ctx, product_id)])
+
+
+# --- find_complements ----------------------------------------------------------------------
+class FindComplementsArgs(BaseModel):
+    product_id: str = Field(description="The product to find matches for")
+    articles: list[str] | None = Field(
+        default=None, description="Target categories; empty means the catalog's usual pairings"
+    )
+    limit: int = Field(default=3, ge=1, le=6)
+
+
+def find_complements(
+    ctx: ShopContext, product_id: str, articles: list[str] | None = None, limit: int = 3
+) -> ToolResult:
+    """Products from other categories that go with this one (stylist pairings, colour and
+    metal harmony, visual similarity), within the shopper's budget and exclusions."""
+    anchor = _product(ctx, product_id)
+    found = ctx.complements.find(
+        anchor,
+        articles=articles or None,
+        filters=_cross_sell_filters(ctx.state),
+        k=limit,
+        exclude_ids=ctx.state.blocked_ids,
+    )
+    return ToolResult("find_complements", products=[anchor], complements=found)
+
+
+def _cross_sell_filters(state: DialogState) -> QueryFilters:
+    """Other categories keep the shopper's exclusions, recipient and budget, not the colours."""
+    return QueryFilters(
+        genders=tuple(state.genders),
+        exclude_colours=tuple(state.exclude_colours),
+        exclude_brands=tuple(state.exclude_brands),
+        max_price=state.max_price,
+    )
+
+
+# --- compare_products ----------------------------------------------------------------------
+class CompareProductsArgs(BaseModel):
+    product_ids: list[str] = Field(min_length=2, max_length=4)
+
+
+_COMPARED = ("price", "colour", "metal", "brand", "article", "usage", "gender")
+
+
+def compare_products(ctx: ShopContext, product_ids: list[str]) -> ToolResult:
+    """Side by side: the fields on which the products differ."""
+    products = [_product(ctx, pid) for pid in product_ids]
+    facts = []
+    for name in _COMPARED:
+        values = [_field(p, name) for p in products]
+        if len(set(values)) > 1:
+            facts += [Fact(p.id, name, v) for p, v in zip(products, values, strict=True) if v]
+    return ToolResult("compare_products", products=products, facts=facts)
+
+
+# --- build_bundle --------------------------------------------------------------------------
+class BuildBundleArgs(BaseModel):
+    anchor_id: str = Field(description="The product the bundle is built around")
+    budget: float | None = Field(default=None, gt=0, description="Total for the whole bundle")
+    articles: list[str] | None = Field(default=None, description="Categories to add")
+    size: int = Field(default=3, ge=2, le=5)
+
+
+def build_bundle(
+    ctx: ShopContext,
+    anchor_id: str,
+    budget: float | None = None,
+    articles: list[str] | None = None,
+    size: int = 3,
+) -> ToolResult:
+    """A set of products from different categories around one anchor, within a total budget."""
+    anchor = _product(ctx, anchor_id)
+    bundle = ctx.complements.bundle(
+        anchor,
+        budget=budget,
+        articles=articles or None,
+        size=size,
+        filters=_cross_sell_filters(replace_budget(ctx.state, None)),
+        exclude_ids=ctx.state.blocked_ids,
+    )
+    error = None if bundle is not None else "no bundle fits the budget"
+    return ToolResult("build_bundle", products=[anchor], bundle=bundle, error=error)
+
+
+def replace_budget(state: DialogState, max_price: float | None) -> DialogState:
+    return state.model_copy(update={"max_price": max_price})
+
+
+# --- answer_product_question ----------------------------------------------------------------
+class ProductQuestionArgs(BaseModel):
+    product_id: str
+    question: str = Field(max_length=500)
+
+
+# Question words -> the product fields that answer them.
+_TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (r"made|material|metal|plat|real|genuine|材质|材料|做的|金属|镀", ("metal", "materials_care",
+                                                                      "Plating", "Stone Type")),
+    (r"stone|gem|diamond|crystal|zircon|pearl|石|钻|珍珠", ("Stone Type", "description")),
+    (r"size|length|long|big|small|weight|fit|adjustable|尺寸|多大|多长|重|大小", ("size_fit",)),
+    (r"care|clean|wash|store|保养|清洗|清洁", ("materials_care",)),
+    (r"price|cost|cheap|expensive|discount|价格|多少钱|折扣", ("price", "list_price")),
+    (r"colou?r|tone|颜色", ("colour",)),
+    (r"brand|who makes|品牌|牌子", ("brand",)),
+    (r"occasion|wear|when|style|场合|什么时候|怎么搭", ("usage", "Occasion", "style_note")),
+    (r"men|women|gender|unisex|男|女", ("gender",)),
+)  # fmt: skip
+
+
+def answer_product_question(ctx: ShopContext, product_id: str, question: str) -> ToolResult:
+    """The product's own fields that answer the question, quoted; no guessing beyond them."""
+    product = _product(ctx, product_id)
+    wanted: list[str] = []
+    for pattern, names in _TOPICS:
+        if re.search(pattern, question, re.IGNORECASE):
+            wanted += names
+    wanted = list(dict.fromkeys(wanted or ["description", "style_note"]))
+    facts = [Fact(product.id, n, v) for n in wanted if (v := _field(product, n))]
+    return ToolResult("answer_product_question", products=[product], facts=facts)
+
+
+def _field(product: Product, name: str) -> str:
+    if name in ("price", "list_price"):
+        return f"{getattr(product, name):g}"
+    if name == "metal":
+        return product.metal
+    if name in Product.model_fields:
+        value = getattr(product, name)
+        return "" if value is None else str(value).strip()
+    return product.attributes.get(name, "")
+
+
+# --- cart ----------------------------------------------------------------------------------
+class AddToCartArgs(BaseModel):
+    product_id: str
+    quantity: int = Field(default=1, ge=1, le=99)
+
+
+def add_to_cart(ctx: ShopContext, product_id: str, quantity: int = 1) -> ToolResult:
+    """Put a product in the shopper's cart. Only on the shopper's explicit request."""
+    product = _product(ctx, product_id)
+    lines = ctx.store.add_to_cart(ctx.session_id, product.id, quantity)
+    return ToolResult("add_to_cart", products=[product], cart=_items(ctx, lines))
+
+
+class RemoveFromCartArgs(BaseModel):
+    product_id: str
+    quantity: int | None = Field(default=None, ge=1, le=99, description="None removes the line")
+
+
+def remove_from_cart(ctx: ShopContext, product_id: str, quantity: int | None = None) -> ToolResult:
+    """Take a product out of the cart. Only on the shopper's explicit request."""
+    product = _product(ctx, product_id)
+    lines = ctx.store.remove_from_cart(ctx.session_id, product.id, quantity)
+    return ToolResult("remove_from_cart", products=[product], cart=_items(ctx, lines))
+
+
+class NoArgs(BaseModel):
+    pass
+
+
+def view_cart(ctx: ShopContext) -> ToolResult:
+    """What is in the cart, with current prices."""
+    return ToolResult("view_cart", cart=_items(ctx, ctx.store.cart(ctx.session_id)))
+
+
+def _items(ctx: ShopContext, lines: list[CartLine]) -> list[CartItem]:
+    products = {p.id: p for p in ctx.engine.index.get_many([line.product_id for line in lines])}
+    return [
+        CartItem(products[li.product_id], li.quantity) for li in lines if li.product_id in products
+    ]
+
+
+# --- registry ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ToolSpec:
+    function: Callable[..., ToolResult]
+    args: type[BaseModel]
+    writes: bool = False
+
+
+TOOLS: dict[str, ToolSpec] = {
+    "search_products": ToolSpec(search_products, SearchProductsArgs),
+    "get_product": ToolSpec(get_product, ProductArgs),
+    "find_complements": ToolSpec(find_complements, FindComplementsArgs),
+    "compare_products": ToolSpec(compare_products, CompareProductsArgs),
+    "build_bundle": ToolSpec(build_bundle, BuildBundleArgs),
+    "answer_product_question": ToolSpec(answer_product_question, ProductQuestionArgs),
+    "add_to_cart": ToolSpec(add_to_cart, AddToCartArgs, writes=True),
+    "remove_from_cart": ToolSpec(remove_from_cart, RemoveFromCartArgs, writes=True),
+    "view_cart": ToolSpec(view_cart, NoArgs),
+}
+READ_ONLY = tuple(name for name, spec in TOOLS.items() if not spec.writes)
+
+
+def make_tools(ctx: ShopContext) -> dict[str, StructuredTool]:
+    """The tools bound to one turn's context, with their JSON schemas."""
+    return {
+        name: StructuredTool.from_function(
+            func=functools.partial(spec.function, ctx),
+            name=name,
+            description=(spec.function.__doc__ or name).split("\n\n")[0],
+            args_schema=spec.args,
+        )
+        for name, spec in TOOLS.items()
+    }

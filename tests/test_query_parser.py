@@ -305,3 +305,15 @@ def test_fullwidth_digits_normalised() -> None:
 
 def _has_cjk(text: str) -> bool:
     return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def test_a_tiny_uncued_approximate_amount_is_not_a_price() -> None:
+    # "简约一点的" (a bit more minimalist) contains 约一, "about one".
+    assert QueryParser().parse("简约一点的").filters.max_price is None
+    assert QueryParser().parse("about 3 rings").filters.min_price is None
+    assert QueryParser().parse("around 2000").filters.max_price == 2400
+
+
+def test_nothing_from_a_brand_excludes_it() -> None:
+    filters = QueryParser(["Tanishq"]).parse("nothing from Tanishq").filters
+    assert filters.exclude_brands == ("Tanishq",) and filters.brands == ()

@@ -638,3 +638,14 @@ def test_remember_keeps_taste_not_budget() -> None:
     assert again.exclude_brands == ["Estelle"]
     assert again.blocked_ids == ["p9"]
     assert again.language == "zh"
+
+
+@pytest.mark.parametrize("message", ["I'll take both", "add both to my cart", "两个都要"])
+def test_taking_both_adds_the_first_two(message: str) -> None:
+    u = turn(message)
+    assert u.move is Move.CART_ADD and u.ranks == (1, 2)
+
+
+@pytest.mark.parametrize("message", ["not that brand", "show me other brands", "换个牌子"])
+def test_not_that_brand_is_a_search(message: str) -> None:
+    assert turn(message).move is Move.SEARCH

@@ -291,6 +291,10 @@ class ShoppingAgent:
             return
         ctx.state = apply_constraints(ctx.state, u)
         targets = referenced(ctx.state, u.ranks)
+        # "Not that brand": the brand of the product pointed at, or of the top result.
+        pointed = targets[0] if targets else (ctx.state.shown[0] if ctx.state.shown else None)
+        if pointed:
+            ctx.state = exclude_brand_of(ctx.state, self.engine.index.get(pointed), message)
         handler = {
             Move.SEARCH: self._do_search,
             Move.CHEAPER: self._do_cheaper,
@@ -448,9 +452,6 @@ class ShoppingAgent:
                 turn.understanding.language, "which" if turn.ctx.state.shown else "nothing_shown"
             )
             return
-        turn.ctx.state = exclude_brand_of(
-            turn.ctx.state, self.engine.index.get(targets[0]), message
-        )
         self._search(turn, message, like=targets[0])
 
     def _one_target(self, turn: _Turn, targets: list[str]) -> str | None:
@@ -587,20 +588,22 @@ class ShoppingAgent:
             turn.llm_facts = f"Set: {anchor.title}; {names}"
 
     def _do_cart_add(self, turn: _Turn, message: str, targets: list[str]) -> None:
-        target = self._one_target(turn, targets)
-        if target is None:
-            return
-        result = self._call(
-            turn, "add_to_cart", product_id=target, quantity=turn.understanding.quantity
-        )
-        product = result.products[0]
-        turn.cart = result.cart
-        turn.ctx.state.focus = product.id
+        """Adds what the shopper pointed at: "the second one", "both", or the one product."""
+        if len(targets) < 2:
+            target = self._one_target(turn, targets)
+            if target is None:
+                return
+            targets = [target]
+        quantity = turn.understanding.quantity if len(targets) == 1 else 1
+        titles = []
+        for target in targets:
+            result = self._call(turn, "add_to_cart", product_id=target, quantity=quantity)
+            titles.append(result.products[0].title)
+            turn.cart = result.cart
+        turn.ctx.state.focus = targets[-1]
+        joiner = "、" if turn.understanding.language == "zh" else "; "
         turn.lead = say(
-            turn.understanding.language,
-            "added",
-            title=product.title,
-            quantity=turn.understanding.quantity,
+            turn.understanding.language, "added", title=joiner.join(titles), quantity=quantity
         )
         self._cart_lines(turn)
 

@@ -74,7 +74,8 @@ _MOVES: tuple[tuple[Move, re.Pattern[str]], ...] = (
         r"\b(i'?ll|i will|let me|i want to|i'd like to)\s+(take|buy|get|order)\b.{0,20}"
         r"\b(it|that|this|one|them|both)\b",
         r"^\s*(please\s+)?(add|buy|take)\s+(it|that|this|that one|this one|the \w+ one)\b",
-        r"(加|放|添加).{0,8}(到|进|入)购物车", r"加购", r"我要买(这|那|第)", r"买(这个|那个|它)",
+        r"(加|放|添加).{0,8}(到|进|入)购物车", r"加购",
+        r"^\s*(这|那)?(两个|两件|俩)?都(要|买)", r"我要买(这|那|第)", r"买(这个|那个|它)",
     )),
     (Move.BLOCK, _re(
         r"\b(don'?t|do not|never|stop)\b.{0,12}\b(show|recommend|suggest|see)(ing)?\b.{0,30}"
@@ -152,6 +153,8 @@ _SPAN_RE = re.compile(
     r"|(前|后|最后)\s*([两二三四五2-5])\s*[个款条件只对枚]",
     re.IGNORECASE,
 )
+# "Add 2 of them" is a quantity; only "both" means the first two in a cart request.
+_BOTH_CART_RE = re.compile(r"\bboth\b|\b(the|these|those) two\b|两个都|都要|都加", re.I)
 _BOTH_RE = re.compile(r"\b(both|the two|these two|them)\b|两个|这两", re.IGNORECASE)
 _QUANTITY_RE = re.compile(
     r"\b([2-9])\s*(?:of (?:them|it|those)|pieces|pcs|x)\b"
@@ -212,13 +215,20 @@ def understand(message: str, state: DialogState, parser: QueryParser) -> Underst
     has_constraints = not parsed.filters.is_empty()
     if move is None:
         # "Any colour is fine", "no budget": dropping a constraint is a search too.
-        relaxes = _ANY_COLOUR_RE.search(text) or _ANY_PRICE_RE.search(text)
+        relaxes = (
+            _ANY_COLOUR_RE.search(text)
+            or _ANY_PRICE_RE.search(text)
+            or _NOT_THAT_BRAND_RE.search(text)
+        )
         shopping = has_constraints or relaxes or _SHOPPING_RE.search(text)
         move = Move.SEARCH if shopping else Move.UNKNOWN
     elif move in (Move.GREETING, Move.THANKS) and has_constraints:
         move = Move.SEARCH
     ranks = _ranks(text)
-    if move is Move.COMPARE and not ranks and _BOTH_RE.search(text):
+    if not ranks and (
+        (move is Move.COMPARE and _BOTH_RE.search(text))
+        or (move is Move.CART_ADD and _BOTH_CART_RE.search(text))
+    ):
         ranks = (1, 2)
     m = _QUANTITY_RE.search(text)
     count = (m.group(1) or m.group(2)) if m else "1"

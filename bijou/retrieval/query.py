@@ -231,7 +231,7 @@ _BARE_RANGE_MIN = 50  # an uncued, currency-less "6-8" is a size; shop prices st
 
 # --- negation and normalisation --------------------------------------------------------------
 _NEG_TAIL = re.compile(
-    r"(?:(?<![a-z])(?:no|not|non|without|except|excluding|avoid|anything but|other than|"
+    r"(?:(?<![a-z])(?:no|not|non|nothing|without|except|excluding|avoid|anything but|other than|"
     r"don't want|dont want|do not want|never)(?:\s+(?:by|from))?|不要|非|除了|不是|别|不含)\s*$",
     re.IGNORECASE,
 )
@@ -433,8 +433,8 @@ def _take_prices(text: str) -> tuple[str, float | None, float | None]:
             low, high = a, b
         elif m["approx"]:
             value = _amount(m["a1"] or m["a2"])
-            if value is None:
-                continue
+            if value is None or (value < _BARE_RANGE_MIN and not _CURRENCY_RE.search(m[0])):
+                continue  # "简约一点" (more minimalist) holds 约一, "about 1": not a price
             low, high = round(value * 0.8, 2), round(value * 1.2, 2)
         elif m["ceil"] or m["floor"]:
             value = _amount(m["c1"] or m["c2"] or m["f1"] or m["f2"])

@@ -19,6 +19,7 @@ from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
 from bijou.retrieval.complements import ComplementFinder, PairingTable
 from bijou.retrieval.search import SearchEngine
+from bijou.retrieval.shop import LocalShop
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -43,7 +44,7 @@ def agent(
 ) -> Iterator[ShoppingAgent]:
     config = small_engine.config.model_copy(update={"data_dir": tmp_path})
     store = SessionStore(tmp_path / "sessions.sqlite3")
-    yield ShoppingAgent(config, small_engine, finder, store, chat_model)
+    yield ShoppingAgent(config, LocalShop(small_engine, finder), store, chat_model)
     store.close()
 
 
@@ -223,7 +224,7 @@ def test_streamed_pieces_make_the_reply(agent: ShoppingAgent) -> None:
 
 def test_photo_search_returns_products(agent: ShoppingAgent, small_products: list[Product]) -> None:
     ring = next(p for p in small_products if p.article == "Ring")
-    image = agent.engine.store.load(ring)
+    image = agent.shop.image(ring)
     session = agent.start_session()
     reply = agent.reply(session, "", image)
     assert reply.move == "search" and reply.products
@@ -256,7 +257,9 @@ def test_llm_failure_falls_back_to_a_template_with_products(
     small_engine: SearchEngine, finder: ComplementFinder, tmp_path: Path
 ) -> None:
     store = SessionStore(tmp_path / "s.sqlite3")
-    agent = ShoppingAgent(small_engine.config, small_engine, finder, store, _BrokenModel())
+    agent = ShoppingAgent(
+        small_engine.config, LocalShop(small_engine, finder), store, _BrokenModel()
+    )
     session = agent.start_session()
     reply = agent.reply(session, "earrings")
     assert reply.fallback and reply.products
@@ -271,7 +274,9 @@ def test_invented_sentences_are_dropped(
     small_engine: SearchEngine, finder: ComplementFinder, tmp_path: Path
 ) -> None:
     store = SessionStore(tmp_path / "s.sqlite3")
-    agent = ShoppingAgent(small_engine.config, small_engine, finder, store, _InventingModel())
+    agent = ShoppingAgent(
+        small_engine.config, LocalShop(small_engine, finder), store, _InventingModel()
+    )
     reply = agent.reply(agent.start_session(), "earrings")
     assert "99999" not in reply.text
     assert "lovely picks" in reply.text

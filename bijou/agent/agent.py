@@ -37,8 +37,8 @@ from bijou.agent.turns import (
 from bijou.agent.verify import Grounding, ReplyVerifier, sentence_end
 from bijou.catalog.schema import Product
 from bijou.config import AgentConfig, BijouConfig
-from bijou.retrieval.complements import ComplementFinder, PairingTable
 from bijou.retrieval.search import SearchEngine
+from bijou.retrieval.shop import LocalShop, Shop
 
 log = logging.getLogger(__name__)
 
@@ -171,35 +171,27 @@ class ShoppingAgent:
     def __init__(
         self,
         config: BijouConfig,
-        engine: SearchEngine,
-        complements: ComplementFinder,
+        shop: Shop,
         store: SessionStore,
         llm: ChatModel,
     ) -> None:
         self.config = config
         self.settings: AgentConfig = config.agent
-        self.engine = engine
-        self.complements = complements
+        self.shop = shop
         self.store = store
         self.llm = llm
         self.currency = config.agent.currency
 
     @classmethod
     def load(cls, config: BijouConfig, engine: SearchEngine | None = None) -> ShoppingAgent:
-        engine = engine or SearchEngine.load(config)
-        products = engine.index.get_many(list(engine.index.fingerprints()))
-        pairings = PairingTable.load_or_mine(products, config.data_dir / "pairings.json")
-        return cls(
-            config,
-            engine,
-            ComplementFinder(engine.index, pairings),
-            SessionStore.open(config),
-            load_chat_model(config),
-        )
+        """The agent on the catalog in this process (``engine``: one already loaded)."""
+        shop = LocalShop.load(config, engine)
+        return cls(config, shop, SessionStore.open(config), load_chat_model(config))
 
     def close(self) -> None:
         self.store.close()
-        self.engine.index.close()
+        if isinstance(self.shop, LocalShop):
+            self.shop.close()
 
     def start_session(self, shopper_id: str | None = None) -> str:
         return self.store.create_session(shopper_id).id
@@ -220,9 +212,9 @@ class ShoppingAgent:
             self.store.history(session_id)  # raises UnknownSessionError with the id
         message = (message or "").strip()[:MAX_MESSAGE_CHARS]
         state = session.state
-        parser = self.engine.search.parser
+        parser = self.shop.parser
         turn_of = understand(message, state, parser)
-        ctx = ShopContext(self.engine, self.complements, self.store, session_id, state, image)
+        ctx = ShopContext(self.shop, self.store, session_id, state, image)
         turn = _Turn(ctx, turn_of)
         try:
             self._act(turn, message, image)
@@ -294,7 +286,7 @@ class ShoppingAgent:
         # "Not that brand": the brand of the product pointed at, or of the top result.
         pointed = targets[0] if targets else (ctx.state.shown[0] if ctx.state.shown else None)
         if pointed:
-            ctx.state = exclude_brand_of(ctx.state, self.engine.index.get(pointed), message)
+            ctx.state = exclude_brand_of(ctx.state, self.shop.get(pointed), message)
         handler = {
             Move.SEARCH: self._do_search,
             Move.CHEAPER: self._do_cheaper,
@@ -332,7 +324,7 @@ class ShoppingAgent:
             log.warning("routing failed; answering with the shop's introduction", exc_info=True)
             choice = {"action": "chat", "query": ""}
         action, query = choice.get("action"), str(choice.get("query") or "")
-        parser = self.engine.search.parser
+        parser = self.shop.parser
         # A search the LLM proposes must name something the shop sells; a small model
         # otherwise "searches" for the weather.
         if action == "search_products" and shopping_signal(query, parser):
@@ -374,7 +366,7 @@ class ShoppingAgent:
         turn.grounded += result.products
         if lead:
             if like:
-                anchor = self.engine.index.get(like)
+                anchor = self.shop.get(like)
                 turn.lead = say(lang, "more_like", title=anchor.title if anchor else "")
             else:
                 turn.lead = say(
@@ -401,7 +393,7 @@ class ShoppingAgent:
         if ctx.state.max_price is None:
             return
         unbounded = ctx.state.model_copy(update={"max_price": None, "min_price": None})
-        probe = ShopContext(self.engine, self.complements, self.store, ctx.session_id, unbounded)
+        probe = ShopContext(self.shop, self.store, ctx.session_id, unbounded)
         found = make_tools(probe)["search_products"].invoke(
             {"query": _query_text(ctx.state) or turn.understanding.parsed.raw, "limit": 10}
         )
@@ -442,7 +434,7 @@ class ShoppingAgent:
         return f"和{article}风格相配" if lang == "zh" else f"pairs with the {article}"
 
     def _do_cheaper(self, turn: _Turn, message: str, targets: list[str]) -> None:
-        shown = self.engine.index.get_many(turn.ctx.state.shown)
+        shown = self.shop.get_many(turn.ctx.state.shown)
         turn.ctx.state = cheaper(turn.ctx.state, [p.price for p in shown])
         self._search(turn, message)
 
@@ -508,7 +500,7 @@ class ShoppingAgent:
         target = self._one_target(turn, targets or ([state.focus] if state.focus else []))
         if target is None:
             return
-        anchor = self.engine.index.get(target)
+        anchor = self.shop.get(target)
         wanted = list(turn.understanding.parsed.filters.articles) or None
         if wanted and anchor and anchor.article in wanted:
             wanted = [a for a in wanted if a != anchor.article] or None
@@ -624,7 +616,7 @@ class ShoppingAgent:
         try:
             result = self._call(turn, "remove_from_cart", product_id=target)
         except NotInCartError:
-            product = self.engine.index.get(target)
+            product = self.shop.get(target)
             turn.lead = say(lang, "not_in_cart", title=product.title if product else target)
             return
         turn.cart = result.cart
@@ -669,7 +661,7 @@ class ShoppingAgent:
         if target is None:
             turn.lead = say(lang, "which" if state.shown else "nothing_shown")
             return
-        product = self.engine.index.get(target)
+        product = self.shop.get(target)
         state.blocked_ids = list(dict.fromkeys([*state.blocked_ids, target]))
         title = product.title if product else target
         self._search(turn, message)
@@ -708,11 +700,11 @@ class ShoppingAgent:
             lang,
             system,
             said=f"{message} {turn.ctx.state.soft}",
-            parser=self.engine.search.parser,
+            parser=self.shop.parser,
             extra_numbers=[*turn.extra_numbers, *_state_numbers(turn.ctx.state)],
             extra_text=turn.llm_facts,
         )
-        verifier = ReplyVerifier(self.engine.search.parser)
+        verifier = ReplyVerifier(self.shop.parser)
         prompt = self._facts_prompt(turn, message)
         buffer, kept, seen = "", 0, 0
         limit = 1 if turn.llm_task == "intro" else 3  # sentences kept

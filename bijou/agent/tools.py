@@ -20,17 +20,17 @@ from pydantic import BaseModel, Field
 from bijou.agent.memory import CartLine, SessionStore
 from bijou.agent.state import DialogState
 from bijou.catalog.schema import Product
-from bijou.retrieval.complements import Bundle, Complement, ComplementFinder
+from bijou.retrieval.complements import Bundle, Complement
 from bijou.retrieval.query import QueryFilters
-from bijou.retrieval.search import SearchEngine, SearchRequest
+from bijou.retrieval.search import SearchRequest
+from bijou.retrieval.shop import Shop
 
 
 @dataclass
 class ShopContext:
     """What the tools of one turn act on."""
 
-    engine: SearchEngine
-    complements: ComplementFinder
+    shop: Shop
     store: SessionStore
     session_id: str
     state: DialogState
@@ -70,7 +70,7 @@ class ToolError(ValueError):
 
 
 def _product(ctx: ShopContext, product_id: str) -> Product:
-    product = ctx.engine.index.get(product_id)
+    product = ctx.shop.get(product_id)
     if product is None:
         raise ToolError(f"no product with id {product_id!r}")
     return product
@@ -95,13 +95,13 @@ def search_products(
     exclude = list(ctx.state.blocked_ids)
     if like_product_id:
         anchor = _product(ctx, like_product_id)
-        image = image or ctx.engine.store.load(anchor)
+        image = image or ctx.shop.image(anchor)
         query = " ".join(t for t in (query, anchor.article, anchor.colour, anchor.usage) if t)
         filters = replace(filters, articles=(anchor.article,))
         exclude += [anchor.id, *ctx.state.shown]
     # Ask for spares: catalogs list the same piece under several ids, shown once here.
     request = SearchRequest(query, image, limit * 3, filters, tuple(dict.fromkeys(exclude)))
-    result = ctx.engine.search.search(request)
+    result = ctx.shop.search(request)
     seen: set[tuple[str, float, str]] = set()
     kept = []
     for r in result.results:
@@ -143,7 +143,7 @@ def find_complements(
     """Products from other categories that go with this one (stylist pairings, colour and
     metal harmony, visual similarity), within the shopper's budget and exclusions."""
     anchor = _product(ctx, product_id)
-    found = ctx.complements.find(
+    found = ctx.shop.complements(
         anchor,
         articles=articles or None,
         filters=_cross_sell_filters(ctx.state),
@@ -199,7 +199,7 @@ def build_bundle(
 ) -> ToolResult:
     """A set of products from different categories around one anchor, within a total budget."""
     anchor = _product(ctx, anchor_id)
-    bundle = ctx.complements.bundle(
+    bundle = ctx.shop.bundle(
         anchor,
         budget=budget,
         articles=articles or None,
@@ -294,7 +294,7 @@ def view_cart(ctx: ShopContext) -> ToolResult:
 
 
 def _items(ctx: ShopContext, lines: list[CartLine]) -> list[CartItem]:
-    products = {p.id: p for p in ctx.engine.index.get_many([line.product_id for line in lines])}
+    products = {p.id: p for p in ctx.shop.get_many([line.product_id for line in lines])}
     return [
         CartItem(products[li.product_id], li.quantity) for li in lines if li.product_id in products
     ]

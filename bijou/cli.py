@@ -339,7 +339,7 @@ def search_command(
 
 def _chat_turns(agent: ShoppingAgent, session: str, lines: list[str], as_json: bool) -> None:
     """One shopper message per line ("@photo.jpg text" sends a photo); prints the transcript."""
-    from bijou.agent.agent import reply_json
+    from bijou.agent.agent import ReplyView
 
     transcript = []
     for line in lines:
@@ -353,7 +353,7 @@ def _chat_turns(agent: ShoppingAgent, session: str, lines: list[str], as_json: b
                 continue
         reply = agent.reply(session, text, image)
         if as_json:
-            transcript.append({"user": line, "reply": reply_json(reply)})
+            transcript.append({"user": line, "reply": ReplyView.of(reply).model_dump()})
         else:
             print(f"you> {line}\nbijou> {reply.text}\n")
     if as_json:
@@ -415,6 +415,73 @@ def chat_command(
             _chat_interactive(agent, session)
     finally:
         agent.close()
+
+
+SERVE_YAML = Path(__file__).parent / "serve" / "serve.yaml"
+
+
+@app.command("serve")
+def serve_command(
+    config_path: Annotated[
+        Path, typer.Option("--config", "-c", help="Ray Serve YAML (see bijou/serve/serve.yaml)")
+    ] = SERVE_YAML,
+    host: Annotated[str | None, typer.Option(help="default: the file's http_options")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535)] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="CPUs Ray may use (default: all)")] = None,
+    address: Annotated[
+        str | None, typer.Option(help="join a running Ray cluster (ray start --head) instead")
+    ] = None,
+) -> None:
+    """Run the shop app (Ray Serve: API, chat widget, voice) until stopped."""
+    import os
+    import time
+
+    import yaml
+
+    if not config_path.is_file():
+        raise typer.BadParameter(f"no such file: {config_path}", param_hint="--config")
+    spec = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    try:
+        application = spec["applications"][0]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise typer.BadParameter("the file has no applications", param_hint="--config") from exc
+    http = {**(spec.get("http_options") or {})}
+    http["host"] = host or http.get("host", "127.0.0.1")
+    http["port"] = port or http.get("port", 8000)
+    args = application.get("args") or {}
+    overrides = {
+        d["name"]: {k: v for k, v in d.items() if k != "name"}
+        for d in application.get("deployments") or []
+    }
+
+    from bijou.serve.app import APP_NAME, build_app, settings
+
+    # The index is built here, before Ray starts, so replicas open a ready index.
+    config = settings(args)
+    engine = _engine(config)
+    engine.index.close()
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+    from ray import serve
+
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False)
+    serve.start(http_options=http)
+    _err("starting the deployments (models load in each; about a minute on 2 cores)...")
+    serve.run(build_app(args, overrides), name=APP_NAME, route_prefix="/")
+    shown = "127.0.0.1" if http["host"] in ("0.0.0.0", "::") else http["host"]
+    print(f"Bijou is running: http://{shown}:{http['port']}/  (API docs at /docs)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        _err("stopping")
+    finally:
+        serve.shutdown()
+        ray.shutdown()
 
 
 def run() -> None:

@@ -111,6 +111,34 @@ class MemoryConfig(_Section):
     path: Path | None = None
 
 
+class ServeConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # POST /v1/admin/products needs this in X-API-Key; None disables the admin API.
+    admin_api_key: str | None = None
+    max_upload_bytes: int = 8_000_000  # photos
+    # Shop sites that may embed the widget ("*": any).
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+
+
+class SpeechConfig(_Section):
+    # faster-whisper (CTranslate2, the packaged models) | openai-whisper (a local .pt only).
+    backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    # Packaged models (see bijou/serve/speech.py): tiny.en (English only) transcribes English;
+    # base (multilingual) detects the language and transcribes the rest (Chinese).
+    english_model: str = "tiny.en"
+    multilingual_model: str = "base"
+    # A CTranslate2 folder (faster-whisper) or a .pt checkpoint (openai-whisper); overrides both.
+    model_path: Path | None = None
+    # The language a query is in when the caller does not say; auto detects it.
+    language: Literal["auto", "en", "zh"] = "auto"
+    # None means the top-level `threads`.
+    threads: int | None = None
+    max_seconds: float = 30.0  # longer uploads are refused (decoding stops at the limit)
+    max_bytes: int = 10_000_000
+    beam_size: int = 1
+
+
 class BijouConfig(_Section):
     data_dir: Path = Path("var")
     threads: int = 2
@@ -125,6 +153,8 @@ class BijouConfig(_Section):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    speech: SpeechConfig = Field(default_factory=SpeechConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @property
     def index_dir(self) -> Path:
@@ -155,11 +185,11 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     return tree
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def merge_tree(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_tree(out[key], value)
         else:
             out[key] = value
     return out
@@ -176,4 +206,4 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: the config must be a YAML mapping")
-    return BijouConfig.model_validate(_merge(data, _env_overrides(environ)))
+    return BijouConfig.model_validate(merge_tree(data, _env_overrides(environ)))

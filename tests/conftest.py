@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from bijou.agent.llm import ChatModel, load_chat_model
 from bijou.catalog.loader import BUNDLED_IMAGES, load_catalog
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
 from bijou.fusion.encoders import Encoders, load_encoders
+from bijou.retrieval.complements import ComplementFinder, PairingTable
 from bijou.retrieval.search import SearchEngine
 
 PER_ARTICLE = 8
@@ -80,3 +82,18 @@ def small_engine(
     engine = SearchEngine.load(config, encoders)
     engine.sync(load_catalog(small_catalog).products)
     return engine
+
+
+@pytest.fixture(scope="session")
+def chat_model(tmp_path_factory: pytest.TempPathFactory) -> ChatModel:
+    """The default LLM (Qwen 0.5B), assembled from its packages once per test run."""
+    # One thread: two collapse when another process holds a core (MODELS.md).
+    config = BijouConfig.model_validate(
+        {"data_dir": tmp_path_factory.mktemp("llm"), "llm": {"threads": 1}}
+    )
+    return load_chat_model(config)
+
+
+@pytest.fixture(scope="session")
+def finder(small_engine: SearchEngine, small_products: list[Product]) -> ComplementFinder:
+    return ComplementFinder(small_engine.index, PairingTable.mine(small_products))

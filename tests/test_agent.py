@@ -10,32 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from bijou.agent.agent import SYSTEM_PROMPT, ReplyDone, ShoppingAgent, TextDelta, reply_json
-from bijou.agent.llm import ChatMessage, LLMError, load_chat_model
+from bijou.agent.agent import SYSTEM_PROMPT, ReplyDone, ReplyView, ShoppingAgent, TextDelta
+from bijou.agent.llm import ChatMessage, LLMError
 from bijou.agent.memory import SessionStore, UnknownSessionError
 from bijou.agent.phrases import money
 from bijou.agent.turns import Move
 from bijou.catalog.schema import Product
-from bijou.config import BijouConfig
-from bijou.retrieval.complements import ComplementFinder, PairingTable
+from bijou.retrieval.complements import ComplementFinder
 from bijou.retrieval.search import SearchEngine
 from bijou.retrieval.shop import LocalShop
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-@pytest.fixture(scope="module")
-def chat_model(tmp_path_factory: pytest.TempPathFactory):
-    # One thread: two collapse when another process holds a core (MODELS.md).
-    config = BijouConfig.model_validate(
-        {"data_dir": tmp_path_factory.mktemp("llm"), "llm": {"threads": 1}}
-    )
-    return load_chat_model(config)
-
-
-@pytest.fixture(scope="module")
-def finder(small_engine: SearchEngine, small_products: list[Product]) -> ComplementFinder:
-    return ComplementFinder(small_engine.index, PairingTable.mine(small_products))
 
 
 @pytest.fixture
@@ -218,8 +203,8 @@ def test_streamed_pieces_make_the_reply(agent: ShoppingAgent) -> None:
     assert len(pieces) > 2
     assert "".join(pieces).strip() == events[-1].reply.text
     assert events[-1].reply.first_token_s is not None
-    body = reply_json(events[-1].reply)
-    assert body["products"] and body["text"]
+    body = ReplyView.of(events[-1].reply)
+    assert body.products and body.text == events[-1].reply.text
 
 
 def test_photo_search_returns_products(agent: ShoppingAgent, small_products: list[Product]) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from PIL import Image
+from pydantic import BaseModel
 
 from bijou.agent import phrases
 from bijou.agent.llm import ChatMessage, ChatModel, LLMError, load_chat_model
@@ -788,46 +789,85 @@ def _state_numbers(state: DialogState) -> list[float]:
     return [v for v in (state.min_price, state.max_price) if v is not None]
 
 
-def reply_json(reply: AgentReply) -> dict[str, object]:
-    """The reply as plain JSON: what the CLI prints and the HTTP API returns."""
+class ProductView(BaseModel):
+    """A product as a shopper sees it in a reply, the cart or search results."""
 
-    def card(product: Product, **extra: object) -> dict[str, object]:
-        return {
-            "id": product.id,
-            "title": product.title,
-            "price": product.price,
-            "article": product.article,
-            "colour": product.colour,
-            "brand": product.brand,
-            "gender": product.gender,
-            **extra,
-        }
+    id: str
+    title: str
+    price: float
+    list_price: float
+    article: str
+    colour: str
+    brand: str
+    gender: str
+    # Per context: rank and exactness (recommendations), the product a suggestion goes with,
+    # why it fits, how many are in the cart.
+    rank: int | None = None
+    exact: bool | None = None
+    anchor_id: str | None = None
+    reason: str | None = None
+    quantity: int | None = None
 
-    bundle = reply.bundle
-    return {
-        "session_id": reply.session_id,
-        "text": reply.text,
-        "language": reply.language,
-        "move": reply.move,
-        "products": [
-            card(c.product, rank=c.rank, reason=c.reason, exact=c.exact) for c in reply.products
-        ],
-        "cross_sell": [
-            card(c.product, anchor_id=c.anchor_id, reason=c.reason) for c in reply.cross_sell
-        ],
-        "bundle": None
-        if bundle is None
-        else {
-            "anchor": card(bundle.anchor),
-            "items": [card(p) for p in bundle.items],
-            "total": bundle.total,
-            "budget": bundle.budget,
-        },
-        "cart": [card(item.product, quantity=item.quantity) for item in reply.cart],
-        "relaxed": list(reply.relaxed),
-        "tools": reply.tools,
-        "fallback": reply.fallback,
-        "repaired": reply.repaired,
-        "first_token_s": reply.first_token_s,
-        "total_s": reply.total_s,
-    }
+    @classmethod
+    def of(cls, product: Product, **extra: object) -> ProductView:
+        fields = ("id", "title", "price", "list_price", "article", "colour", "brand", "gender")
+        return cls(**{f: getattr(product, f) for f in fields}, **extra)
+
+
+class BundleView(BaseModel):
+    anchor: ProductView
+    items: list[ProductView]
+    total: float
+    budget: float | None
+
+
+class ReplyView(BaseModel):
+    """A reply as JSON: what `bijou chat --json` prints and the HTTP API returns."""
+
+    session_id: str
+    text: str
+    language: str
+    move: str
+    products: list[ProductView]
+    cross_sell: list[ProductView]  # suggestions from other categories, apart from the picks
+    bundle: BundleView | None
+    cart: list[ProductView]
+    relaxed: list[str]
+    tools: list[str]
+    fallback: bool
+    repaired: int
+    first_token_s: float | None
+    total_s: float
+
+    @classmethod
+    def of(cls, reply: AgentReply) -> ReplyView:
+        bundle = reply.bundle
+        return cls(
+            session_id=reply.session_id,
+            text=reply.text,
+            language=reply.language,
+            move=reply.move,
+            products=[
+                ProductView.of(c.product, rank=c.rank, reason=c.reason, exact=c.exact)
+                for c in reply.products
+            ],
+            cross_sell=[
+                ProductView.of(c.product, anchor_id=c.anchor_id, reason=c.reason)
+                for c in reply.cross_sell
+            ],
+            bundle=None
+            if bundle is None
+            else BundleView(
+                anchor=ProductView.of(bundle.anchor),
+                items=[ProductView.of(p) for p in bundle.items],
+                total=bundle.total,
+                budget=bundle.budget,
+            ),
+            cart=[ProductView.of(i.product, quantity=i.quantity) for i in reply.cart],
+            relaxed=list(reply.relaxed),
+            tools=reply.tools,
+            fallback=reply.fallback,
+            repaired=reply.repaired,
+            first_token_s=reply.first_token_s,
+            total_s=reply.total_s,
+        )

@@ -269,7 +269,7 @@ def add_to_cart(ctx: ShopContext, product_id: str, quantity: int = 1) -> ToolRes
     """Put a product in the shopper's cart. Only on the shopper's explicit request."""
     product = _product(ctx, product_id)
     lines = ctx.store.add_to_cart(ctx.session_id, product.id, quantity)
-    return ToolResult("add_to_cart", products=[product], cart=_items(ctx, lines))
+    return ToolResult("add_to_cart", products=[product], cart=cart_items(ctx.shop, lines))
 
 
 class RemoveFromCartArgs(BaseModel):
@@ -281,7 +281,7 @@ def remove_from_cart(ctx: ShopContext, product_id: str, quantity: int | None = N
     """Take a product out of the cart. Only on the shopper's explicit request."""
     product = _product(ctx, product_id)
     lines = ctx.store.remove_from_cart(ctx.session_id, product.id, quantity)
-    return ToolResult("remove_from_cart", products=[product], cart=_items(ctx, lines))
+    return ToolResult("remove_from_cart", products=[product], cart=cart_items(ctx.shop, lines))
 
 
 class NoArgs(BaseModel):
@@ -290,11 +290,12 @@ class NoArgs(BaseModel):
 
 def view_cart(ctx: ShopContext) -> ToolResult:
     """What is in the cart, with current prices."""
-    return ToolResult("view_cart", cart=_items(ctx, ctx.store.cart(ctx.session_id)))
+    return ToolResult("view_cart", cart=cart_items(ctx.shop, ctx.store.cart(ctx.session_id)))
 
 
-def _items(ctx: ShopContext, lines: list[CartLine]) -> list[CartItem]:
-    products = {p.id: p for p in ctx.shop.get_many([line.product_id for line in lines])}
+def cart_items(shop: Shop, lines: list[CartLine]) -> list[CartItem]:
+    """Cart lines with their current products (a product deleted since is left out)."""
+    products = {p.id: p for p in shop.get_many([line.product_id for line in lines])}
     return [
         CartItem(products[li.product_id], li.quantity) for li in lines if li.product_id in products
     ]

@@ -1,0 +1,503 @@
+"""The shop-facing HTTP API (FastAPI): chat (server-sent events and WebSocket), voice, search,
+products and images, sessions and carts, admin upserts, health, and an OpenAI-compatible
+chat endpoint. Documented by its own OpenAPI schema at /docs.
+
+The routes talk to a `Backend`: `LocalBackend` runs everything in this process (tests, small
+shops); the Ray Serve app (`bijou.serve.app`) gives them deployment handles instead.
+Every bad input is a 4xx with a `detail`; nothing a client sends can crash the process.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Annotated, Literal, Protocol
+
+from fastapi import (
+    Depends,
+    FastAPI,
+    File,
+    Form,
+    Header,
+    HTTPException,
+    Request,
+    UploadFile,
+    WebSocket,
+    WebSocketDisconnect,
+)
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from pydantic import BaseModel, Field, ValidationError
+from starlette.requests import HTTPConnection
+
+from bijou.agent.agent import AgentEvent, ProductView, ReplyDone, ReplyView, TextDelta
+from bijou.agent.memory import NotInCartError, UnknownSessionError
+from bijou.agent.tools import CartItem
+from bijou.catalog.media import ImageDecodeError, decode_image
+from bijou.catalog.schema import Product
+from bijou.config import BijouConfig
+from bijou.retrieval.search import SearchRequest, SearchResult
+from bijou.serve.speech import AudioDecodeError, Transcript
+
+WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
+MAX_MESSAGE_CHARS = 2000
+
+
+class Backend(Protocol):
+    """What the routes need; every method may block, so each is awaited."""
+
+    async def ready(self) -> bool: ...
+    async def create_session(self, shopper_id: str | None) -> str: ...
+    async def latest_session(self, shopper_id: str) -> str: ...
+    async def chat(
+        self, session_id: str, message: str, image: Image.Image | None
+    ) -> AsyncIterator[AgentEvent]: ...
+    async def transcribe(self, audio: bytes, language: str) -> Transcript: ...
+    async def search(self, request: SearchRequest) -> SearchResult: ...
+    async def product(self, product_id: str) -> Product | None: ...
+    async def product_image(self, product_id: str) -> bytes | None: ...
+    async def cart(self, session_id: str) -> list[CartItem]: ...
+    async def add_to_cart(
+        self, session_id: str, product_id: str, quantity: int
+    ) -> list[CartItem]: ...
+    async def remove_from_cart(self, session_id: str, product_id: str) -> list[CartItem]: ...
+    async def upsert(self, products: list[Product]) -> int: ...
+    async def delete(self, product_ids: list[str]) -> int: ...
+
+
+# --- request and response models ---------------------------------------------------------
+class SessionIn(BaseModel):
+    shopper_id: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class SessionOut(BaseModel):
+    session_id: str
+
+
+class ChatIn(BaseModel):
+    session_id: str | None = None
+    shopper_id: str | None = Field(default=None, min_length=1, max_length=128)
+    message: str = Field(default="", max_length=MAX_MESSAGE_CHARS)
+    image: str | None = Field(default=None, description="base64 JPEG/PNG, data: URL allowed")
+
+
+class TranscriptOut(BaseModel):
+    text: str
+    language: str
+    duration_s: float
+
+
+class VoiceOut(BaseModel):
+    session_id: str
+    transcript: TranscriptOut
+    reply: ReplyView
+
+
+class SearchHit(ProductView):
+    score: float
+    image_url: str
+
+
+class SearchOut(BaseModel):
+    query: str
+    relaxed: list[str]
+    results: list[SearchHit]
+
+
+class ProductOut(BaseModel):
+    product: Product
+    image_url: str
+
+
+class CartIn(BaseModel):
+    product_id: str = Field(min_length=1, max_length=200)
+    quantity: int = Field(default=1, ge=1, le=99)
+
+
+class CartOut(BaseModel):
+    items: list[ProductView]
+    total: float
+
+
+class AdminIn(BaseModel):
+    upsert: list[Product] = Field(default_factory=list, max_length=1000)
+    delete: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class AdminOut(BaseModel):
+    upserted: int
+    deleted: int
+
+
+class OpenAIMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | None = ""
+
+
+class OpenAIChatIn(BaseModel):
+    model: str = "bijou"
+    messages: list[OpenAIMessage] = Field(min_length=1, max_length=200)
+    stream: bool = False
+    user: str | None = Field(default=None, max_length=128)
+
+
+def backend_of(connection: HTTPConnection) -> Backend:
+    """The app's backend, made on first use (on the replica, under Ray)."""
+    state = connection.app.state
+    if state.backend is None:
+        state.backend = state.backend_factory()
+    return state.backend
+
+
+Shop = Annotated[Backend, Depends(backend_of)]
+
+
+def _cart_out(items: list[CartItem]) -> CartOut:
+    return CartOut(
+        items=[ProductView.of(i.product, quantity=i.quantity) for i in items],
+        total=round(sum(i.product.price * i.quantity for i in items), 2),
+    )
+
+
+def image_url(product_id: str) -> str:
+    return f"/v1/products/{product_id}/image"
+
+
+def _decode_photo(data: bytes, limit: int) -> Image.Image:
+    if len(data) > limit:
+        raise HTTPException(413, f"image too large: {len(data)} bytes (limit {limit})")
+    try:
+        return decode_image(data)
+    except ImageDecodeError as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+def _b64_photo(text: str, limit: int) -> Image.Image:
+    payload = text.split(",", 1)[1] if text.startswith("data:") else text
+    if len(payload) > limit * 4 // 3 + 4:
+        raise HTTPException(413, f"image too large (limit {limit} bytes)")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise HTTPException(400, "image is not valid base64") from exc
+    return _decode_photo(data, limit)
+
+
+def _sse(event: str, data: BaseModel | dict[str, object]) -> str:
+    body = data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data)
+    return f"event: {event}\ndata: {body}\n\n"
+
+
+def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> FastAPI:
+    """The app; ``backend_factory`` runs once, on first use (in the replica, under Ray)."""
+    limits = config.serve
+    app = FastAPI(
+        title="Bijou",
+        version="0.1.0",
+        description="Conversational shopping for jewelry shops: chat, voice, photo search.",
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=limits.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    app.state.backend_factory = backend_factory
+    app.state.backend = None
+
+    @app.exception_handler(UnknownSessionError)
+    async def unknown_session(request: Request, exc: UnknownSessionError) -> JSONResponse:
+        return JSONResponse({"detail": "unknown session; start a new one"}, status_code=404)
+
+    @app.exception_handler(AudioDecodeError)
+    async def bad_audio(request: Request, exc: AudioDecodeError) -> JSONResponse:
+        status = 413 if getattr(exc, "too_large", False) else 400
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    # --- health -----------------------------------------------------------------------
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            ok = await backend_of(request).ready()
+        except Exception as exc:  # a backend that cannot even load is not ready
+            return JSONResponse({"status": "loading", "detail": str(exc)}, status_code=503)
+        return JSONResponse(
+            {"status": "ready" if ok else "loading"}, status_code=200 if ok else 503
+        )
+
+    # --- sessions and carts -------------------------------------------------------------
+    @app.post("/v1/sessions")
+    async def new_session(body: SessionIn, shop: Shop) -> SessionOut:
+        return SessionOut(session_id=await shop.create_session(body.shopper_id))
+
+    @app.get("/v1/sessions/{session_id}/cart")
+    async def get_cart(session_id: str, shop: Shop) -> CartOut:
+        return _cart_out(await shop.cart(session_id))
+
+    @app.post("/v1/sessions/{session_id}/cart")
+    async def add_cart(session_id: str, body: CartIn, shop: Shop) -> CartOut:
+        if await shop.product(body.product_id) is None:
+            raise HTTPException(404, f"no product {body.product_id}")
+        try:
+            return _cart_out(await shop.add_to_cart(session_id, body.product_id, body.quantity))
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+
+    @app.delete("/v1/sessions/{session_id}/cart/{product_id}")
+    async def remove_cart(session_id: str, product_id: str, shop: Shop) -> CartOut:
+        try:
+            return _cart_out(await shop.remove_from_cart(session_id, product_id))
+        except NotInCartError as exc:
+            raise HTTPException(404, f"{product_id} is not in the cart") from exc
+
+    # --- chat ---------------------------------------------------------------------------
+    async def _session(shop: Backend, session_id: str | None, shopper_id: str | None) -> str:
+        if session_id:
+            return session_id
+        return await shop.create_session(shopper_id)
+
+    @app.post(
+        "/v1/chat",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def chat(body: ChatIn, shop: Shop) -> StreamingResponse:
+        """Server-sent events: `session`, then `delta` pieces, then `reply` (or `error`)."""
+        image = _b64_photo(body.image, limits.max_upload_bytes) if body.image else None
+        if not body.message.strip() and image is None:
+            raise HTTPException(422, "send a message or a photo")
+        session_id = await _session(shop, body.session_id, body.shopper_id)
+        events = shop.chat(session_id, body.message, image)
+        first = await _first_event(events)  # an unknown session is a 404, not a broken stream
+
+        async def stream() -> AsyncIterator[str]:
+            yield _sse("session", {"session_id": session_id})
+            try:
+                async for event in _chain(first, events):
+                    yield _event_sse(event)
+            except Exception as exc:  # the stream has started: report in-band
+                yield _sse("error", {"detail": f"the assistant failed: {type(exc).__name__}"})
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.websocket("/v1/chat/ws")
+    async def chat_ws(socket: WebSocket) -> None:
+        """JSON messages in ({session_id?, shopper_id?, message, image?}); out: session,
+        delta, reply and error objects with a "type"."""
+        await socket.accept()
+        shop = backend_of(socket)
+        try:
+            while True:
+                raw = await socket.receive_text()
+                try:
+                    body = ChatIn.model_validate_json(raw)
+                    image = _b64_photo(body.image, limits.max_upload_bytes) if body.image else None
+                    session_id = await _session(shop, body.session_id, body.shopper_id)
+                    await socket.send_json({"type": "session", "session_id": session_id})
+                    async for event in shop.chat(session_id, body.message, image):
+                        if isinstance(event, TextDelta):
+                            await socket.send_json({"type": "delta", "text": event.text})
+                        else:
+                            reply = ReplyView.of(event.reply).model_dump(mode="json")
+                            await socket.send_json({"type": "reply", "reply": reply})
+                except ValidationError as exc:
+                    await socket.send_json({"type": "error", "detail": exc.errors()[0]["msg"]})
+                except HTTPException as exc:
+                    await socket.send_json({"type": "error", "detail": exc.detail})
+                except UnknownSessionError:
+                    await socket.send_json({"type": "error", "detail": "unknown session"})
+        except WebSocketDisconnect:
+            return
+
+    @app.post("/v1/voice")
+    async def voice(
+        shop: Shop,
+        audio: Annotated[UploadFile, File(description="WAV, FLAC, OGG, MP3 or WebM/Opus")],
+        session_id: Annotated[str | None, Form()] = None,
+        shopper_id: Annotated[str | None, Form(max_length=128)] = None,
+        language: Annotated[Literal["auto", "en", "zh"], Form()] = "auto",
+    ) -> VoiceOut:
+        """A spoken question: its transcript and the agent's reply to it."""
+        data = await audio.read(config.speech.max_bytes + 1)
+        transcript = await shop.transcribe(data, language)
+        if not transcript.text.strip():
+            raise HTTPException(422, "no speech was recognised in the recording")
+        session = await _session(shop, session_id, shopper_id)
+        reply = None
+        async for event in shop.chat(session, transcript.text, None):
+            if isinstance(event, ReplyDone):
+                reply = event.reply
+        assert reply is not None
+        return VoiceOut(
+            session_id=session,
+            transcript=TranscriptOut(
+                text=transcript.text,
+                language=transcript.language,
+                duration_s=transcript.duration_s,
+            ),
+            reply=ReplyView.of(reply),
+        )
+
+    # --- search and products -----------------------------------------------------------
+    @app.post("/v1/search")
+    async def search(
+        shop: Shop,
+        text: Annotated[str, Form(max_length=MAX_MESSAGE_CHARS)] = "",
+        image: Annotated[UploadFile | None, File(description="a photo to search by")] = None,
+        top_k: Annotated[int, Form(ge=1, le=100)] = 10,
+    ) -> SearchOut:
+        """Text, a photo, or both."""
+        photo = None
+        if image is not None:
+            photo = _decode_photo(
+                await image.read(limits.max_upload_bytes + 1), limits.max_upload_bytes
+            )
+        if not text.strip() and photo is None:
+            raise HTTPException(422, "send text, a photo, or both")
+        result = await shop.search(SearchRequest(text=text, image=photo, top_k=top_k))
+        return SearchOut(
+            query=text,
+            relaxed=list(result.relaxed),
+            results=[
+                SearchHit(
+                    **ProductView.of(r.product, rank=i, exact=r.exact).model_dump(),
+                    score=r.score,
+                    image_url=image_url(r.product.id),
+                )
+                for i, r in enumerate(result.results, 1)
+            ],
+        )
+
+    @app.get("/v1/products/{product_id}")
+    async def product(product_id: str, shop: Shop) -> ProductOut:
+        found = await shop.product(product_id)
+        if found is None:
+            raise HTTPException(404, f"no product {product_id}")
+        return ProductOut(product=found, image_url=image_url(product_id))
+
+    @app.get("/v1/products/{product_id}/image", response_class=Response)
+    async def product_image(product_id: str, shop: Shop) -> Response:
+        data = await shop.product_image(product_id)
+        if data is None:
+            raise HTTPException(404, f"no image for product {product_id}")
+        media = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
+        return Response(data, media_type=media, headers={"Cache-Control": "max-age=86400"})
+
+    # --- admin --------------------------------------------------------------------------
+    @app.post("/v1/admin/products")
+    async def admin_products(
+        body: AdminIn, shop: Shop, x_api_key: Annotated[str | None, Header()] = None
+    ) -> AdminOut:
+        """Upsert and delete products (header X-API-Key: the configured admin key)."""
+        expected = limits.admin_api_key
+        if not expected:
+            raise HTTPException(403, "admin API disabled: set serve.admin_api_key")
+        if not x_api_key or not secrets.compare_digest(x_api_key, expected):
+            raise HTTPException(401, "missing or wrong X-API-Key")
+        upserted = await shop.upsert(body.upsert) if body.upsert else 0
+        deleted = await shop.delete(body.delete) if body.delete else 0
+        return AdminOut(upserted=upserted, deleted=deleted)
+
+    # --- OpenAI-compatible chat --------------------------------------------------------
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(body: OpenAIChatIn, shop: Shop) -> JSONResponse | StreamingResponse:
+        """OpenAI chat completions. The last user message is the shopper's turn; `user`
+        keeps one conversation per end user (without it, each request starts afresh)."""
+        message = next((m.content or "" for m in reversed(body.messages) if m.role == "user"), "")
+        if not message.strip():
+            raise HTTPException(422, "no user message")
+        if len(message) > MAX_MESSAGE_CHARS:
+            raise HTTPException(413, f"message longer than {MAX_MESSAGE_CHARS} characters")
+        session = (
+            await shop.latest_session(body.user) if body.user else await shop.create_session(None)
+        )
+        events = shop.chat(session, message, None)
+        first = await _first_event(events)
+        ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+        def chunk(delta: dict[str, str], finish: str | None) -> str:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            data = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body.model,
+                "choices": [choice],
+            }
+            return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+        if body.stream:
+
+            async def stream() -> AsyncIterator[str]:
+                yield chunk({"role": "assistant"}, None)
+                async for event in _chain(first, events):
+                    if isinstance(event, TextDelta):
+                        yield chunk({"content": event.text}, None)
+                yield chunk({}, "stop")
+                yield "data: [DONE]\n\n"
+
+            return StreamingResponse(stream(), media_type="text/event-stream")
+        reply = None
+        async for event in _chain(first, events):
+            if isinstance(event, ReplyDone):
+                reply = event.reply
+        assert reply is not None
+        return JSONResponse(
+            {
+                "id": ident,
+                "object": "chat.completion",
+                "created": created,
+                "model": body.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": reply.text},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                "bijou": ReplyView.of(reply).model_dump(mode="json"),
+            }
+        )
+
+    # --- the widget and the demo shop --------------------------------------------------
+    if WEB_DIR.is_dir():
+        app.mount("/widget", StaticFiles(directory=WEB_DIR), name="widget")
+
+        @app.get("/", include_in_schema=False)
+        async def demo_shop() -> FileResponse:
+            return FileResponse(WEB_DIR / "index.html")
+
+    return app
+
+
+async def _first_event(events: AsyncIterator[AgentEvent]) -> AgentEvent:
+    """The first event, so errors before any output (unknown session) become HTTP errors."""
+    try:
+        return await anext(events)
+    except StopAsyncIteration as exc:
+        raise HTTPException(500, "the assistant returned nothing") from exc
+
+
+async def _chain(first: AgentEvent, rest: AsyncIterator[AgentEvent]) -> AsyncIterator[AgentEvent]:
+    yield first
+    async for event in rest:
+        yield event
+
+
+def _event_sse(event: AgentEvent) -> str:
+    if isinstance(event, TextDelta):
+        return _sse("delta", {"text": event.text})
+    return _sse("reply", ReplyView.of(event.reply))

@@ -469,7 +469,7 @@ def serve_command(
         ray.init(address=address)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False)
-    serve.start(http_options=http)
+    serve.start(http_options=http, proxy_location=spec.get("proxy_location", "EveryNode"))
     _err("starting the deployments (models load in each; about a minute on 2 cores)...")
     serve.run(build_app(args, overrides), name=APP_NAME, route_prefix="/")
     shown = "127.0.0.1" if http["host"] in ("0.0.0.0", "::") else http["host"]

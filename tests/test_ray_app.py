@@ -1,0 +1,96 @@
+"""The Ray Serve application itself: every deployment started from serve.yaml's options on a
+local Ray, composed by handles, answering over real HTTP. About two minutes on 2 cores."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from bijou.catalog.loader import load_catalog
+from bijou.config import BijouConfig
+from bijou.fusion.encoders import Encoders
+from bijou.retrieval.search import SearchEngine
+
+SERVE_YAML = Path(__file__).parent.parent / "bijou" / "serve" / "serve.yaml"
+PORT = 18_765
+
+
+@pytest.fixture(scope="module")
+def app_url(
+    small_catalog: Path, encoders: Encoders, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    ray = pytest.importorskip("ray")
+    from ray import serve
+
+    from bijou.serve.app import APP_NAME, build_app
+
+    data_dir = tmp_path_factory.mktemp("ray-app")
+    settings = {
+        "data_dir": str(data_dir),
+        "catalog": {"path": str(small_catalog)},
+        "llm": {"threads": 1},
+    }
+    # The replicas open the index, so it is built (and closed) here first.
+    engine = SearchEngine.load(BijouConfig.model_validate(settings), encoders)
+    engine.sync(load_catalog(small_catalog).products)
+    engine.index.close()
+
+    spec = yaml.safe_load(SERVE_YAML.read_text())["applications"][0]
+    overrides = {d.pop("name"): d for d in spec["deployments"]}
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": PORT})
+        serve.run(build_app({"config": settings}, overrides), name=APP_NAME, route_prefix="/")
+        yield f"http://127.0.0.1:{PORT}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def test_every_deployment_answers_over_http(app_url: str, tmp_path: Path) -> None:
+    with httpx.Client(base_url=app_url, timeout=120) as client:
+        assert client.get("/readyz").json() == {"status": "ready"}
+        found = client.post("/v1/search", data={"text": "silver earrings", "top_k": 3}).json()
+        assert found["results"]
+        product = found["results"][0]
+        image = client.get(product["image_url"])
+        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+
+        chat = client.post("/v1/chat", json={"message": "a gold necklace under 5000"})
+        events = [b for b in chat.text.split("\n\n") if b.startswith("event: reply")]
+        reply = json.loads(events[0].split("data: ", 1)[1])
+        assert all(p["price"] <= 5000 for p in reply["products"])
+        session = reply["session_id"]
+        cart = client.post(f"/v1/sessions/{session}/cart", json={"product_id": product["id"]})
+        assert [i["id"] for i in cart.json()["items"]] == [product["id"]]
+        assert client.post("/v1/chat", json={"message": "", "image": "!!"}).status_code == 400
+
+        espeak = shutil.which("espeak-ng")
+        if espeak:
+            wav = tmp_path / "q.wav"
+            subprocess.run(
+                [
+                    espeak,
+                    "-v",
+                    "en-us+f3",
+                    "-s",
+                    "140",
+                    "-w",
+                    str(wav),
+                    "silver earrings under two thousand rupees",
+                ],
+                check=True,
+            )
+            files = {"audio": ("q.wav", wav.read_bytes(), "audio/wav")}
+            voice = client.post("/v1/voice", files=files, data={"language": "en"})
+            assert voice.status_code == 200, voice.text
+            assert "earring" in voice.json()["transcript"]["text"].lower()

@@ -484,6 +484,179 @@ def serve_command(
         ray.shutdown()
 
 
+eval_app = typer.Typer(
+    no_args_is_help=True,
+    help="Evaluate the agent on scripted dialogs, or search on judged queries.",
+)
+app.add_typer(eval_app, name="eval")
+
+
+def _print_rows(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+
+
+@eval_app.command("dialogs")
+def eval_dialogs_command(
+    path: Annotated[Path, typer.Argument(help="a scenario YAML file, or a folder of *.yaml")],
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="runs per scenario")] = 3,
+    out: Annotated[
+        Path | None, typer.Option(help="report folder (default: <data_dir>/eval/dialogs)")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="a running shop's base URL (default: the agent in this process)"),
+    ] = None,
+    judge: Annotated[
+        bool, typer.Option("--judge", help="also score helpfulness and clarity with the LLM")
+    ] = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Run dialog scenarios k times each; write report.json, report.md and report.html."""
+    from bijou.eval.dialogs import (
+        DialogClient,
+        HttpClient,
+        InProcessClient,
+        ScenarioError,
+        judge_results,
+        load_scenarios,
+        run_scenarios,
+    )
+    from bijou.eval.report import HEADLINE, write_reports
+
+    config = _config(config_path)
+    try:
+        scenarios = load_scenarios(path)
+    except ScenarioError as exc:
+        raise typer.BadParameter(str(exc), param_hint="PATH") from exc
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise typer.BadParameter("give an http:// or https:// URL", param_hint="--url")
+    out = out or config.data_dir / "eval" / "dialogs"
+    _err(f"{len(scenarios)} scenarios, {k} runs each, against {url or 'the agent in process'}")
+    client: DialogClient = HttpClient(url) if url else InProcessClient.load(config, _engine(config))
+    try:
+        results = run_scenarios(scenarios, client, k, progress=_err)
+        if judge:
+            from bijou.agent.llm import load_chat_model
+
+            model = (
+                client.agent.llm if isinstance(client, InProcessClient) else load_chat_model(config)
+            )
+            _err("judging the replies with the LLM...")
+            judge_results(results, model, timeout_s=config.llm.timeout_s)
+    finally:
+        client.close()
+    paths = write_reports(results, out)
+    summary = json.loads(paths["json"].read_text(encoding="utf-8"))
+    _print_rows(
+        ["metric", "value"], [[label, _fmt_metric(summary[key])] for key, label in HEADLINE]
+    )
+    if judged := summary.get("judge"):
+        scores = ", ".join(
+            f"{key} {_fmt_metric(judged[key])}" for key in ("helpfulness", "clarity")
+        )
+        print(f"judge ({judged['judged']} turns): {scores}")
+    for written in paths.values():
+        _err(f"wrote {written}")
+
+
+def _fmt_metric(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+@eval_app.command("retrieval")
+def eval_retrieval_command(
+    queries: Annotated[
+        Path, typer.Option(help='JSONL of {"qid", "text"?, "image"?, "family"?}, as --batch')
+    ],
+    qrels: Annotated[Path, typer.Option(help='JSONL of {"qid", "id", "rel"}')],
+    fusion: FusionOption = None,
+    out: Annotated[Path | None, typer.Option(help="also write the metrics as JSON here")] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """nDCG@10, Recall@10 and MRR of search on judged queries, overall and per family."""
+    from bijou.eval.metrics import RetrievalMetrics, evaluate, read_qrels, read_queries
+
+    config = _config(config_path, fusion)
+    for hint, given in (("--queries", queries), ("--qrels", qrels)):
+        if not given.is_file():
+            raise typer.BadParameter(f"no such file: {given}", param_hint=hint)
+    try:
+        asked = read_queries(queries)
+        judged = read_qrels(qrels)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--queries / --qrels") from exc
+    engine = _engine(config)
+    run: dict[str, list[str]] = {}
+    try:
+        for query in asked:
+            try:
+                image = None
+                if query.image:
+                    photo = Path(query.image)
+                    if not photo.is_absolute() and not photo.exists():
+                        photo = queries.parent / photo
+                    image = _load_photo(photo)
+                request = SearchRequest(text=query.text, image=image, top_k=10)
+                run[query.qid] = engine.search.search(request).ids
+            except ValueError as exc:
+                _err(f"{queries}: {query.qid}: {exc}")
+                run[query.qid] = []
+    finally:
+        engine.index.close()
+
+    def scores(metrics: RetrievalMetrics) -> dict[str, float | int]:
+        return {
+            "ndcg@10": round(metrics.ndcg, 4),
+            "recall@10": round(metrics.recall, 4),
+            "mrr": round(metrics.mrr, 4),
+            "count": metrics.count,
+        }
+
+    overall = scores(evaluate(run, judged, k=10))
+    families: dict[str, set[str]] = {}
+    for query in asked:
+        if query.family:
+            families.setdefault(query.family, set()).add(query.qid)
+    by_family = {
+        name: scores(evaluate(run, {q: g for q, g in judged.items() if q in qids}, k=10))
+        for name, qids in sorted(families.items())
+    }
+    report = {
+        "fusion": config.fusion.kind,
+        "queries": len(asked),
+        "all": overall,
+        "families": by_family,
+    }
+    rows = [("all", overall), *by_family.items()]
+    print(f"fusion: {config.fusion.kind}")
+    _print_rows(
+        ["set", "judged", "nDCG@10", "Recall@10", "MRR"],
+        [
+            [
+                name,
+                str(row["count"]),
+                f"{row['ndcg@10']:.4f}",
+                f"{row['recall@10']:.4f}",
+                f"{row['mrr']:.4f}",
+            ]
+            for name, row in rows
+        ],
+    )
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        _err(f"wrote {out}")
+
+
 def run() -> None:
     """Console entry point: expected failures are one clear line, not a traceback."""
     try:

@@ -103,6 +103,9 @@ class AgentConfig(_Section):
     cross_sell: int = 2  # complementary suggestions shown beside them
     bundle_size: int = 3  # products in a bundle, the anchor included
     currency: str = "₹"  # the bundled catalog's prices are Indian rupees
+    # Longest wait (queue included) for the LLM's lead sentence before the templated lead
+    # stands alone: keeps turns fast when many shoppers share one LLM.
+    lead_timeout_s: float = 3.0
 
 
 class MemoryConfig(_Section):

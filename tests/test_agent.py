@@ -267,3 +267,18 @@ def test_invented_sentences_are_dropped(
     assert "lovely picks" in reply.text
     assert reply.repaired == 1
     store.close()
+
+
+def test_cheaper_keeps_the_category(agent: ShoppingAgent) -> None:
+    session = agent.start_session()
+    agent.reply(session, "silver earrings under 1000")
+    reply = agent.reply(session, "cheaper")
+    assert all(c.product.article == "Earrings" for c in reply.products)
+
+
+def test_photo_with_something_like_this_is_a_visual_search(
+    agent: ShoppingAgent, small_products: list[Product]
+) -> None:
+    ring = next(p for p in small_products if p.article == "Ring")
+    reply = agent.reply(agent.start_session(), "something like this", agent.shop.image(ring))
+    assert reply.move == "search" and reply.products

@@ -110,3 +110,12 @@ def test_newer_filters_win_when_merged() -> None:
         QueryFilters(max_price=900.0, colours=("Gold",)),
     )
     assert merged == QueryFilters(articles=("Ring",), colours=("Gold",), max_price=900.0)
+
+
+def test_kept_filters_are_not_relaxed(small_engine: SearchEngine) -> None:
+    # 8 rings in the small catalog, 20 asked for: without `keep`, the category would go.
+    loose = small_engine.search.search(SearchRequest(text="rings", top_k=20))
+    assert "articles" in loose.relaxed
+    kept = small_engine.search.search(SearchRequest(text="rings", top_k=20, keep=("articles",)))
+    assert "articles" not in kept.relaxed
+    assert {r.product.article for r in kept.results} == {"Ring"}

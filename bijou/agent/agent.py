@@ -266,7 +266,12 @@ class ShoppingAgent:
         if not message and image is None:
             turn.lead, turn.move = say(lang, "empty"), "empty"
             return
-        if image is not None and move in (Move.UNKNOWN, Move.GREETING, Move.THANKS):
+        # A photo is a search unless the words ask for something else ("something like
+        # this" points at the photo, not at an earlier result).
+        photo_search = move in (Move.UNKNOWN, Move.GREETING, Move.THANKS) or (
+            move is Move.MORE_LIKE and not u.ranks
+        )
+        if image is not None and photo_search:
             move = Move.SEARCH
         turn.move = move.value
         if move is Move.INJECTION:
@@ -720,10 +725,16 @@ class ShoppingAgent:
             return sentence, 0
 
         try:
+            # The lead sentence is a nicety: under load the template's lead stands alone.
+            timeout = (
+                self.settings.lead_timeout_s
+                if turn.llm_task == "intro"
+                else self.config.llm.timeout_s
+            )
             stream = self.llm.stream(
                 [ChatMessage("system", system), ChatMessage("user", prompt)],
                 max_tokens=self.config.llm.max_tokens,
-                timeout_s=self.config.llm.timeout_s,
+                timeout_s=timeout,
             )
             for piece in stream:
                 buffer += piece

@@ -100,7 +100,12 @@ def search_products(
         filters = replace(filters, articles=(anchor.article,))
         exclude += [anchor.id, *ctx.state.shown]
     # Ask for spares: catalogs list the same piece under several ids, shown once here.
-    request = SearchRequest(query, image, limit * 3, filters, tuple(dict.fromkeys(exclude)))
+    # The category the shopper named is a hard constraint, like the price: "cheaper
+    # earrings" must not turn into cheaper bags.
+    keep = ("articles",) if filters.articles else ()
+    request = SearchRequest(
+        query, image, limit * 3, filters, tuple(dict.fromkeys(exclude)), keep=keep
+    )
     result = ctx.shop.search(request)
     seen: set[tuple[str, float, str]] = set()
     kept = []

@@ -56,6 +56,8 @@ class SearchRequest:
     # Constraints from outside the text (dialog state); merged with what the text says.
     filters: QueryFilters = field(default_factory=QueryFilters)
     exclude_ids: tuple[str, ...] = ()
+    # Filters that may not be relaxed for this request (the price never is).
+    keep: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ class ProductSearch:
         for name in self.config.relax_order:
             if len(found) >= request.top_k:
                 break
+            if name in request.keep:
+                continue
             if not getattr(active, name):
                 continue
             active = dataclasses.replace(active, **{name: ()})

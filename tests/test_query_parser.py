@@ -317,3 +317,36 @@ def test_a_tiny_uncued_approximate_amount_is_not_a_price() -> None:
 def test_nothing_from_a_brand_excludes_it() -> None:
     filters = QueryParser(["Tanishq"]).parse("nothing from Tanishq").filters
     assert filters.exclude_brands == ("Tanishq",) and filters.brands == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "articles", "colours", "max_price"),
+    [
+        ("silvr earings undr 1000", ("Earrings",), ("Silver",), 1000),
+        ("a braclet", ("Bracelet",), (), None),
+        ("neckless for my wife", ("Necklace and Chains",), (), None),
+        ("sliver pendant", ("Pendant",), ("Silver",), None),
+        ("jewlery below 500", JEWELLERY_ARTICLES, (), 500),
+    ],
+)
+def test_common_typos_are_read_as_the_term(
+    text: str, articles: tuple[str, ...], colours: tuple[str, ...], max_price: float | None
+) -> None:
+    filters = QueryParser().parse(text).filters
+    assert (filters.articles, filters.colours, filters.max_price) == (articles, colours, max_price)
+
+
+@pytest.mark.parametrize("text", ["good gift for mom", "stone earrings", "a cold day", "bolder"])
+def test_ordinary_words_are_not_corrected(text: str) -> None:
+    parsed = QueryParser().parse(text)
+    assert "Gold" not in parsed.filters.colours and "Belts" not in parsed.filters.articles
+
+
+@pytest.mark.parametrize(
+    ("text", "max_price"),
+    [("lower my budget to 1000", 1000), ("raise the budget to 5k", 5000), ("cap it at 800", 800)],
+)
+def test_budget_changes(text: str, max_price: float) -> None:
+    parsed = QueryParser().parse(text)
+    assert parsed.filters.max_price == max_price
+    assert parsed.remainder == ""

@@ -163,7 +163,8 @@ _STOPWORDS = _words(
     "on at and or that which is are be it can could you your we us our have has do does don "
     "price priced prices cost costs costing range rupee rupees rs inr bucks budget pair one "
     "suggest recommend help give colour colours color colors coloured colored what nothing "
-    "spend spending surprise coming up soon there this these those got really very nice"
+    "spend spending surprise coming up soon there this these those got really very nice "
+    "lower raise increase reduce change make now instead"
 )
 _ZH_STOP_RE = re.compile(_alternation(_words(
     "我想要 我想买 我要买 我要 我想 想要 想买 帮我找 帮我 给我 请问 请 推荐 找一下 找 买 送给 "
@@ -201,6 +202,8 @@ def _cue(words: str) -> str:
 
 
 _CEIL_PRE = _cue("under|below|less than|lesser than|lower than|up to|upto|max|maximum|within|"
+                 "budget to|budget at|budget now|budget is now|limit to|cap at|cap it at|"
+                 "lower to|down to|drop to|reduce to|bring it to|bring it down to|"
                  "no more than|not more than|not over|not above|no higher than|cheaper than|"
                  "at most|at the most|at max|budget of|budget is|budget|<|<=|≤|"
                  "can't spend more than|cant spend more than|cannot spend more than|"
@@ -305,6 +308,67 @@ _VOCABS = {
 }
 
 
+# Shoppers type fast. A word one edit (or one swap) away from a catalog term of 6+ letters
+# ("silvr", "earings", "braclet") is read as that term; shorter terms are too close to
+# ordinary words ("good" is one edit from "gold"), so only listed slips are fixed for them.
+_TYPOS = {
+    "undr": "under",
+    "udner": "under",
+    "unde": "under",
+    "bellow": "below",
+    "belw": "below",
+    "neckless": "necklace",
+    "necklas": "necklace",
+    "jewlery": "jewellery",
+    "jewelery": "jewellery",
+    "jewlry": "jewelry",
+    "jwellery": "jewellery",
+    "rign": "ring",
+    "rngs": "rings",
+    "wach": "watch",
+    "watchs": "watches",
+    "glod": "gold",
+    "gld": "gold",
+}
+_TYPO_TARGETS: dict[str, tuple[str, ...]] = {}
+for _term in sorted({w for v in _VOCABS.values() for k in v.values for w in k.split()}):
+    if _term.isascii() and _term.isalpha() and len(_term) >= 6:
+        _TYPO_TARGETS.setdefault(_term[0], ())
+        _TYPO_TARGETS[_term[0]] += (_term,)
+_KNOWN_WORDS = frozenset(w for v in _VOCABS.values() for k in v.values for w in k.split())
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """One insertion, deletion, substitution or swap of neighbours turns ``a`` into ``b``."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]]
+            and a[diff[1]] == b[diff[0]]
+        )
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = next((i for i in range(len(short)) if short[i] != long[i]), len(short))
+    return short[i:] == long[i + 1 :]
+
+
+def _fix_typo(match: re.Match[str]) -> str:
+    word = match[0]
+    if word in _TYPOS:
+        return _TYPOS[word]
+    if len(word) < 5 or word in _KNOWN_WORDS or word in _STOPWORDS or word in _ORDINARY:
+        return word
+    found = [t for t in _TYPO_TARGETS.get(word[0], ()) if _one_edit(word, t)]
+    return found[0] if len(found) == 1 else word
+
+
+def _fix_typos(text: str) -> str:
+    return re.sub(r"(?<![\w])[a-z]+(?![\w])", _fix_typo, text)
+
+
 def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(_PUNCT)
     text = _POSSESSIVE.sub("", _LETTER_HYPHEN.sub(" ", text))
@@ -379,7 +443,7 @@ class QueryParser:
         text = _normalise(raw[:_MAX_CHARS])
         glosses: list[tuple[int, str]] = []  # (position, English term) for search_text
         found: dict[str, list[str]] = {}
-        text = self._take_brands(text, glosses, found).lower()
+        text = _fix_typos(self._take_brands(text, glosses, found).lower())
         text, min_price, max_price = _take_prices(text)
         for kind, vocab in _VOCABS.items():
             text = _take_terms(kind, vocab, text, glosses, found)

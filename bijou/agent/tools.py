@@ -107,9 +107,11 @@ def search_products(
         query, image, limit * 3, filters, tuple(dict.fromkeys(exclude)), keep=keep
     )
     result = ctx.shop.search(request)
+    # Close matches (a filter relaxed) only stand in when nothing meets every constraint.
+    exact = [r for r in result.results if r.exact]
     seen: set[tuple[str, float, str]] = set()
     kept = []
-    for r in result.results:
+    for r in exact or result.results:
         key = (r.product.title.lower(), r.product.price, r.product.colour)
         if key not in seen and len(kept) < limit:
             seen.add(key)

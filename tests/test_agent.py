@@ -282,3 +282,24 @@ def test_photo_with_something_like_this_is_a_visual_search(
     ring = next(p for p in small_products if p.article == "Ring")
     reply = agent.reply(agent.start_session(), "something like this", agent.shop.image(ring))
     assert reply.move == "search" and reply.products
+
+
+def test_cheaper_with_a_number_takes_the_number(agent: ShoppingAgent) -> None:
+    session = agent.start_session()
+    agent.reply(session, "earrings")
+    agent.reply(session, "cheaper, under 700")
+    assert agent.store.get_session(session).state.max_price == 700
+
+
+def test_what_goes_with_a_photo(agent: ShoppingAgent, small_products: list[Product]) -> None:
+    necklace = next(p for p in small_products if p.article == "Necklace and Chains")
+    reply = agent.reply(agent.start_session(), "what goes with this?", agent.shop.image(necklace))
+    assert reply.move == "complements" and reply.products
+    assert all(c.product.article != "Necklace and Chains" for c in reply.products)
+
+
+def test_a_photo_keeps_its_category(agent: ShoppingAgent, small_products: list[Product]) -> None:
+    watch = next(p for p in small_products if p.article == "Watches")
+    reply = agent.reply(agent.start_session(), "same style but cheaper", agent.shop.image(watch))
+    assert reply.products
+    assert {c.product.article for c in reply.products} == {"Watches"}

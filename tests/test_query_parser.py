@@ -350,3 +350,8 @@ def test_budget_changes(text: str, max_price: float) -> None:
     parsed = QueryParser().parse(text)
     assert parsed.filters.max_price == max_price
     assert parsed.remainder == ""
+
+
+def test_isnt_negates_colours() -> None:
+    filters = QueryParser().parse("a handbag that isn't black or brown").filters
+    assert filters.exclude_colours == ("Black", "Brown") and filters.colours == ()

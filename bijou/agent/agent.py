@@ -38,12 +38,13 @@ from bijou.agent.turns import (
 from bijou.agent.verify import Grounding, ReplyVerifier, sentence_end
 from bijou.catalog.schema import Product
 from bijou.config import AgentConfig, BijouConfig
-from bijou.retrieval.search import SearchEngine
+from bijou.retrieval.search import SearchEngine, SearchRequest
 from bijou.retrieval.shop import LocalShop, Shop
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 2000
+PHOTO_VOTES = 5  # nearest products that vote on what a shopper's photo shows
 
 SYSTEM_PROMPT = {
     "en": "You are Bijou, the friendly shopping assistant of a jewelry and accessories shop. "
@@ -289,6 +290,10 @@ class ShoppingAgent:
             return
         ctx.state = apply_constraints(ctx.state, u)
         targets = referenced(ctx.state, u.ranks)
+        if image is not None and not u.ranks and move in (Move.COMPLEMENTS, Move.BUNDLE):
+            # "What goes with this [photo]": the catalog product the photo looks most like.
+            look = self.shop.search(SearchRequest(image=image, top_k=1))
+            targets = look.ids[:1] or targets
         # "Not that brand": the brand of the product pointed at, or of the top result.
         pointed = targets[0] if targets else (ctx.state.shown[0] if ctx.state.shown else None)
         if pointed:
@@ -350,6 +355,8 @@ class ShoppingAgent:
         self, turn: _Turn, message: str, *, like: str | None = None, lead: bool = True
     ) -> None:
         ctx, lang = turn.ctx, turn.understanding.language
+        if ctx.image is not None and not ctx.state.articles and like is None:
+            ctx.state.articles = self._photo_article(ctx.image)
         query = _query_text(ctx.state)
         result = self._call(
             turn,
@@ -391,6 +398,14 @@ class ShoppingAgent:
             phrases.product_line(c.rank, c.product, c.reason, self.currency) for c in turn.cards
         ]
         self._cross_sell(turn, result.products[0])
+
+    def _photo_article(self, image: Image.Image) -> list[str]:
+        """The category a photo shows, when its closest products mostly agree ("same style
+        but in black" keeps to handbags for a handbag photo)."""
+        look = self.shop.search(SearchRequest(image=image, top_k=PHOTO_VOTES))
+        articles = [r.product.article for r in look.results]
+        best = max(set(articles), key=articles.count, default=None)
+        return [best] if best and articles.count(best) > PHOTO_VOTES // 2 else []
 
     def _nothing(self, turn: _Turn) -> None:
         """No product fits: say so, and where the budget is the reason, what the floor is."""
@@ -440,8 +455,11 @@ class ShoppingAgent:
         return f"和{article}风格相配" if lang == "zh" else f"pairs with the {article}"
 
     def _do_cheaper(self, turn: _Turn, message: str, targets: list[str]) -> None:
-        shown = self.shop.get_many(turn.ctx.state.shown)
-        turn.ctx.state = cheaper(turn.ctx.state, [p.price for p in shown])
+        # "Cheaper, under 500" names the new budget itself; a bare "cheaper" goes below
+        # what was shown.
+        if turn.understanding.parsed.filters.max_price is None:
+            shown = self.shop.get_many(turn.ctx.state.shown)
+            turn.ctx.state = cheaper(turn.ctx.state, [p.price for p in shown])
         self._search(turn, message)
 
     def _do_more_like(self, turn: _Turn, message: str, targets: list[str]) -> None:

@@ -115,7 +115,7 @@ _MOVES: tuple[tuple[Move, re.Pattern[str]], ...] = (
     (Move.QUESTION, _re(
         r"\b(what|which|how|is|are|does|do|can|tell me)\b.{0,40}\b(made|material|metal|size|"
         r"length|weight|care|clean|stone|plated|plating|wash|fit|adjustable|warranty|"
-        r"waterproof|hypoallergenic|real|genuine|details?|more about)\b",
+        r"waterproof|water[- ]resistant|hypoallergenic|real|genuine|details?|more about)\b",
         r"\bhow much\b.{0,20}\b(it|that|this|they|them|these|those|one)\b",
         r"\b(price|cost)\b.{0,20}\b(it|that|this|they|them|these|those|one)\b",
         r"\b(what|how much) (does|do|did) (it|that|this|they|these|those)\b.{0,15}\bcost\b",

@@ -273,12 +273,13 @@ def _load_file(path: Path) -> list[Scenario]:
 
 
 def load_scenarios(path: Path) -> list[Scenario]:
-    """The scenarios of a file, or of every ``*.yaml`` in a directory (sorted by name)."""
+    """The scenarios of a file, or of every ``*.yaml`` under a directory, subfolders included
+    (sorted by path)."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(path.glob("*.yaml"))
+        files = sorted(path.rglob("*.yaml"))
         if not files:
-            raise ScenarioError(f"{path}: no *.yaml scenario files in the folder")
+            raise ScenarioError(f"{path}: no *.yaml scenario files under the folder")
     elif path.is_file():
         files = [path]
     else:
@@ -661,8 +662,10 @@ def check_products(
 
 
 def check_cross_sell(spec: CrossSellExpect, reply: ReplyView) -> CheckResult:
+    """A hit among the suggestions, the recommendations or the items of a bundle."""
     wanted = _fold(spec.any_article)
-    pool = [*reply.cross_sell, *reply.products]
+    bundle = [*reply.bundle.items] if reply.bundle else []
+    pool = [*reply.cross_sell, *reply.products, *bundle]
     hits = [p for p in pool if p.article.strip().lower() in wanted]
     shown = ", ".join(sorted({p.article for p in pool})) or "nothing"
     return CheckResult(
@@ -1078,9 +1081,11 @@ def run_scenario(scenario: Scenario, client: DialogClient, run: int) -> RunRecor
                 allowed |= heard | {round(n * 0.8, 2) for n in heard}  # "cheaper", no picks
         record = _score(scenario, number, turn, result, client, previous, allowed)
         turns.append(record)
-        if result.reply is not None:
-            if result.reply.products:  # "cheaper": one under the cheapest shown
-                allowed.add(round(min(p.price for p in result.reply.products) - 1, 2))
+        if result.reply is not None and result.reply.products:
+            # "cheaper": one under the cheapest shown.
+            allowed.add(round(min(p.price for p in result.reply.products) - 1, 2))
+            # "The second one" points into the last list shown, which a reply without
+            # products (an answer, a cart change) leaves in place.
             previous = result.reply
     return RunRecord(run=run, session_id=session, turns=turns)
 

@@ -234,7 +234,8 @@ _BARE_RANGE_MIN = 50  # an uncued, currency-less "6-8" is a size; shop prices st
 
 # --- negation and normalisation --------------------------------------------------------------
 _NEG_TAIL = re.compile(
-    r"(?:(?<![a-z])(?:no|not|non|nothing|without|except|excluding|avoid|anything but|other than|"
+    r"(?:(?<![a-z])(?:no|not|non|nothing|isn't|isnt|aren't|arent|without|except|excluding|"
+    r"avoid|anything but|other than|"
     r"don't want|dont want|do not want|never)(?:\s+(?:by|from))?|不要|非|除了|不是|别|不含)\s*$",
     re.IGNORECASE,
 )
@@ -329,6 +330,10 @@ _TYPOS = {
     "watchs": "watches",
     "glod": "gold",
     "gld": "gold",
+    "blak": "black",
+    "blck": "black",
+    "balck": "black",
+    "whte": "white",
 }
 _TYPO_TARGETS: dict[str, tuple[str, ...]] = {}
 for _term in sorted({w for v in _VOCABS.values() for k in v.values for w in k.split()}):

@@ -561,7 +561,8 @@ class ShoppingAgent:
         if target is None:
             turn.lead = say(lang, "nothing_shown")
             return
-        budget = turn.understanding.parsed.filters.max_price or state.max_price
+        # Only a budget said for the set: "earrings under 1000" earlier capped earrings.
+        budget = turn.understanding.parsed.filters.max_price
         wanted = [a for a in turn.understanding.parsed.filters.articles]
         result = self._call(
             turn,

@@ -854,15 +854,18 @@ _PRICE_RE = re.compile(
 _NUMBER_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{2,3})+|\d+)(?:\.(\d+))?\s*(k\b)?", re.IGNORECASE)
 
 
+_SENTENCE_ENDS = ("\n", ". ", "。", "！", "？")
+
+
 def text_prices(text: str) -> list[tuple[float, str]]:
     """Prices written with a currency (``₹1,299``, ``₹1299``, ``Rs 1299``, ``Rs. 1,299.50``):
     (value, the sentence it is in)."""
     found = []
     for match in _PRICE_RE.finditer(text):
         value = float(match[1].replace(",", ""))
-        start = max(text.rfind("\n", 0, match.start()), text.rfind(". ", 0, match.start()))
+        start = max(text.rfind(mark, 0, match.start()) for mark in _SENTENCE_ENDS)
         end = min(
-            (i for i in (text.find("\n", match.end()), text.find(". ", match.end())) if i >= 0),
+            (i for i in (text.find(mark, match.end()) for mark in _SENTENCE_ENDS) if i >= 0),
             default=len(text),
         )
         sentence = text[start + 1 : end]

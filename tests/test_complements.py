@@ -24,7 +24,7 @@ from bijou.retrieval.complements import (
     note_terms,
     shared_tone,
 )
-from bijou.retrieval.query import _VOCABS, QueryFilters, QueryParser, _normalise
+from bijou.retrieval.query import ARTICLE_VOCAB, QueryFilters, QueryParser, normalise
 from bijou.retrieval.search import SearchEngine
 
 NECKLACE = "Necklace and Chains"
@@ -69,14 +69,14 @@ def _product(
 
 
 def test_note_terms_match_the_query_parser(small_products: list[Product]) -> None:
-    vocab = _VOCABS["articles"]
+    vocab = ARTICLE_VOCAB
     notes = [p.style_note for p in small_products if p.style_note] + [
         "Team these ear-rings with a gold chain, a clutch purse and a bag.",
         "An earring, not a ring; a jewellery set and jewellery.",
         "耳环和手提包",
     ]
     for note in notes:
-        text = _normalise(note).lower()
+        text = normalise(note).lower()
         expected = list(dict.fromkeys(vocab.values[m[0]] for m in vocab.pattern.finditer(text)))
         assert note_terms(note) == expected, note
         parsed = QueryParser().parse(note).filters.articles

@@ -20,7 +20,7 @@ import numpy as np
 
 from bijou.catalog.schema import Product
 from bijou.retrieval.index import ProductIndex, VectorQuery
-from bijou.retrieval.query import _VOCABS, QueryFilters, _normalise
+from bijou.retrieval.query import ARTICLE_VOCAB, QueryFilters, normalise
 
 # Bump when mining changes, so cached tables from the old miner are re-mined.
 MINER_VERSION = 1
@@ -42,7 +42,7 @@ _WORD = re.compile(r"[a-z0-9]+")
 # this word lookup gives the same terms (checked by the tests) ~8x faster.
 _TERM_WORDS = {
     tuple(term.split()): canon
-    for term, canon in _VOCABS["articles"].values.items()
+    for term, canon in ARTICLE_VOCAB.values.items()
     if term.isascii()
 }
 _MAX_WORDS = max(len(words) for words in _TERM_WORDS)
@@ -51,9 +51,9 @@ _FIRST_WORDS = frozenset(words[0] for words in _TERM_WORDS)
 
 def note_terms(note: str) -> list[tuple[str, ...]]:
     """The article terms a note names, as their canonical articles, once each, in order."""
-    text = _normalise(note).lower()  # the same normalisation the query parser applies
+    text = normalise(note).lower()  # the same normalisation the query parser applies
     if not text.isascii():  # Chinese terms: the parser's own matcher
-        vocab = _VOCABS["articles"]
+        vocab = ARTICLE_VOCAB
         return list(dict.fromkeys(vocab.values[m[0]] for m in vocab.pattern.finditer(text)))
     words = list(_WORD.finditer(text))
     found: list[tuple[str, ...]] = []

@@ -307,6 +307,8 @@ _VOCABS = {
         ("usages", _USAGES),
     )
 }
+# The category vocabulary, for modules that match it in other texts (stylist notes).
+ARTICLE_VOCAB = _VOCABS["articles"]
 
 
 # Shoppers type fast. A word one edit (or one swap) away from a catalog term of 6+ letters
@@ -374,7 +376,8 @@ def _fix_typos(text: str) -> str:
     return re.sub(r"(?<![\w])[a-z]+(?![\w])", _fix_typo, text)
 
 
-def _normalise(text: str) -> str:
+def normalise(text: str) -> str:
+    """The form every parse starts from: NFKC, plain punctuation, scripts spaced apart."""
     text = unicodedata.normalize("NFKC", text).translate(_PUNCT)
     text = _POSSESSIVE.sub("", _LETTER_HYPHEN.sub(" ", text))
     return " ".join(_SCRIPT_EDGE.sub(" ", text).split())
@@ -427,7 +430,7 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
 
 class QueryParser:
     def __init__(self, brands: Iterable[str] = ()) -> None:
-        self._brands = {_normalise(b).lower(): b for b in brands if b and b.strip()}
+        self._brands = {normalise(b).lower(): b for b in brands if b and b.strip()}
         known = _ORDINARY | _STOPWORDS | {t for v in _VOCABS.values() for t in v.values}
         self._ordinary = {k for k in self._brands if all(w in known for w in k.split())}
         alternation = "|".join(re.escape(k) for k in sorted(self._brands, key=len, reverse=True))
@@ -445,7 +448,7 @@ class QueryParser:
             return ParsedQuery(raw, _language(raw), QueryFilters(), "", "")
 
     def _parse(self, raw: str) -> ParsedQuery:
-        text = _normalise(raw[:_MAX_CHARS])
+        text = normalise(raw[:_MAX_CHARS])
         glosses: list[tuple[int, str]] = []  # (position, English term) for search_text
         found: dict[str, list[str]] = {}
         text = _fix_typos(self._take_brands(text, glosses, found).lower())

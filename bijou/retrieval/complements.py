@@ -41,9 +41,7 @@ _WORD = re.compile(r"[a-z0-9]+")
 # same matching but costs ~0.4 ms a note (a 200-way alternation tried at every character);
 # this word lookup gives the same terms (checked by the tests) ~8x faster.
 _TERM_WORDS = {
-    tuple(term.split()): canon
-    for term, canon in ARTICLE_VOCAB.values.items()
-    if term.isascii()
+    tuple(term.split()): canon for term, canon in ARTICLE_VOCAB.values.items() if term.isascii()
 }
 _MAX_WORDS = max(len(words) for words in _TERM_WORDS)
 _FIRST_WORDS = frozenset(words[0] for words in _TERM_WORDS)

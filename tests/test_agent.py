@@ -303,3 +303,13 @@ def test_a_photo_keeps_its_category(agent: ShoppingAgent, small_products: list[P
     reply = agent.reply(agent.start_session(), "same style but cheaper", agent.shop.image(watch))
     assert reply.products
     assert {c.product.article for c in reply.products} == {"Watches"}
+
+
+def test_a_rank_past_the_list_is_asked_back(agent: ShoppingAgent) -> None:
+    session = agent.start_session()
+    agent.reply(session, "earrings")
+    agent.store.save_state(
+        session, agent.store.get_session(session).state.model_copy(update={"shown": ["x"]})
+    )
+    reply = agent.reply(session, "what is the third one made of?")
+    assert reply.products == [] and "which one" in reply.text

@@ -153,7 +153,7 @@ def test_grounded_english_sentences_pass(sentence: str) -> None:
 ACCEPTED_ZH = [
     "这款吊坠售价₹1,299。",
     "吊坠原价1599，现价1299。",
-    "这条项链2499元。",
+    "这条项链2499卢比。",
     "这款吊坠是银色的。",
     "这条项链是金色的，镶有珍珠。",
     "Estelle 的吊坠很精致。",
@@ -213,7 +213,7 @@ def test_invented_facts_are_rejected_in_english(sentence: str, expected: set[str
 
 REJECTED_ZH = [
     ("只要999。", {"price"}),
-    ("这款吊坠售价1199元。", {"price"}),
+    ("这款吊坠售价1199元。", {"price", "currency"}),
     ("这款是玫瑰金的。", {"colour"}),
     ("这条项链镶有钻石。", {"material"}),
     ("Tanishq 的吊坠。", {"brand"}),
@@ -522,3 +522,17 @@ def test_repair_keeps_a_decimal_price_in_one_sentence() -> None:
     scarf = Product(id="s", title="Silk Scarf", article="Scarves", price=12.5, list_price=12.5)
     text = "It is just ₹12.50. The silk feels soft."
     assert VERIFIER.repair(text, grounding(products=[scarf])) == (text, [])
+
+
+@pytest.mark.parametrize("sentence", ["它只要225元。", "Only $225 today.", "Just 225 dollars."])
+def test_a_foreign_currency_is_invented(sentence: str) -> None:
+    grounding = Grounding.of(
+        [], "zh" if "元" in sentence else "en", "", parser=QueryParser(), extra_numbers=[225]
+    )
+    kinds = {v.kind for v in ReplyVerifier(QueryParser()).check(sentence, grounding)}
+    assert "currency" in kinds
+
+
+def test_the_shops_currency_is_fine() -> None:
+    grounding = Grounding.of([], "en", "", parser=QueryParser(), extra_numbers=[225])
+    assert ReplyVerifier(QueryParser()).check("Only ₹225 today.", grounding) == []

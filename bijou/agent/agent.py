@@ -44,6 +44,18 @@ from bijou.retrieval.shop import LocalShop, Shop
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 2000
+# Moves about products shown before: a rank past the end of the list is a question back.
+_POINTING = frozenset(
+    {
+        Move.QUESTION,
+        Move.COMPARE,
+        Move.CART_ADD,
+        Move.MORE_LIKE,
+        Move.COMPLEMENTS,
+        Move.BUNDLE,
+        Move.BLOCK,
+    }
+)
 PHOTO_VOTES = 5  # nearest products that vote on what a shopper's photo shows
 
 SYSTEM_PROMPT = {
@@ -290,6 +302,10 @@ class ShoppingAgent:
             return
         ctx.state = apply_constraints(ctx.state, u)
         targets = referenced(ctx.state, u.ranks)
+        if u.ranks and len(targets) < len(u.ranks) and move in _POINTING:
+            # "The second one" after a single result: ask rather than guess.
+            turn.lead = say(lang, "out_of_range", count=len(ctx.state.shown))
+            return
         if image is not None and not u.ranks and move in (Move.COMPLEMENTS, Move.BUNDLE):
             # "What goes with this [photo]": the catalog product the photo looks most like.
             look = self.shop.search(SearchRequest(image=image, top_k=1))
@@ -384,7 +400,7 @@ class ShoppingAgent:
             else:
                 turn.lead = say(
                     lang,
-                    "found",
+                    "found" if len(result.products) > 1 else "found_one",
                     count=len(result.products),
                     scope=phrases.scope(state, lang, self.currency),
                 )
@@ -728,6 +744,7 @@ class ShoppingAgent:
             parser=self.shop.parser,
             extra_numbers=[*turn.extra_numbers, *_state_numbers(turn.ctx.state)],
             extra_text=turn.llm_facts,
+            currency=self.currency,
         )
         verifier = ReplyVerifier(self.shop.parser)
         prompt = self._facts_prompt(turn, message)

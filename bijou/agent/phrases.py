@@ -10,6 +10,7 @@ from bijou.catalog.schema import Product
 TEMPLATES: dict[str, dict[str, str]] = {
     "en": {
         "found": "Here are {count} picks{scope}.",
+        "found_one": "Here is one pick{scope}.",
         "relaxed": "Nothing matched every detail, so I loosened the {what} filter.",
         "none": "I couldn't find anything{scope}.",
         "cheapest": "The lowest-priced option I have is {title} at {price}.",
@@ -27,6 +28,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "cart_empty": "Your cart is empty.",
         "blocked": "Got it, I won't show {title} again.",
         "which": "Which one do you mean? Say 'the first one', 'the second one' and so on.",
+        "out_of_range": "I showed {count} just now; which one do you mean?",
         "nothing_shown": "Tell me what you're looking for first, and I'll show you some pieces.",
         "greeting": "Hello! I'm Bijou, the shop's assistant. Who are you shopping for, and is "
         "there a budget or a style in mind?",
@@ -45,6 +47,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
     },
     "zh": {
         "found": "为您找到{count}件{scope}。",
+        "found_one": "为您找到1件{scope}。",
         "relaxed": "没有完全符合的商品，我放宽了{what}条件。",
         "none": "没有找到{scope}的商品。",
         "cheapest": "目前价格最低的是 {title}，{price}。",
@@ -62,6 +65,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "cart_empty": "您的购物车是空的。",
         "blocked": "好的，不会再给您推荐 {title}。",
         "which": "您指的是哪一件？可以说“第一个”“第二个”。",
+        "out_of_range": "刚才只展示了{count}件，您指的是哪一件？",
         "nothing_shown": "请先告诉我您想找什么，我来为您推荐。",
         "greeting": "您好！我是本店的购物助手Bijou。请问是给谁挑选？有预算或喜欢的风格吗？",
         "thanks": "不客气，随时找我！",

@@ -76,6 +76,9 @@ def _product(ctx: ShopContext, product_id: str) -> Product:
     return product
 
 
+SOFT_FILTERS = {"usages"}
+
+
 # --- search_products -----------------------------------------------------------------------
 class SearchProductsArgs(BaseModel):
     query: str = Field(default="", max_length=500, description="What the shopper is looking for")
@@ -107,8 +110,9 @@ def search_products(
         query, image, limit * 3, filters, tuple(dict.fromkeys(exclude)), keep=keep
     )
     result = ctx.shop.search(request)
-    # Close matches (a filter relaxed) only stand in when nothing meets every constraint.
-    exact = [r for r in result.results if r.exact]
+    # Close matches only stand in when nothing meets every constraint; the occasion is a
+    # preference, so matches that dropped only it count as meeting them.
+    exact = [r for r in result.results if set(r.relaxed) <= SOFT_FILTERS]
     seen: set[tuple[str, float, str]] = set()
     kept = []
     for r in exact or result.results:
@@ -120,8 +124,8 @@ def search_products(
         "search_products",
         products=[r.product for r in kept],
         exact=[r.exact for r in kept],
-        # Spares fetched past the limit may be relaxed matches that are never shown.
-        relaxed=result.relaxed if not all(r.exact for r in kept) else (),
+        # What was loosened for the products shown (spares past the limit are not).
+        relaxed=tuple(dict.fromkeys(name for r in kept for name in r.relaxed)),
     )
 
 

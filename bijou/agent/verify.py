@@ -43,6 +43,10 @@ _NUMBER_RE = re.compile(
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*|\n+")
 _CJK_RE = re.compile(r"[\u3400-\u9fff]")
 _WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+# Currency words and signs a reply may not use unless the shop's currency is that one.
+_CURRENCY_RE = re.compile(
+    r"[$¥￥€£]|元|人民币|美元|欧元|英镑|\b(?:yuan|rmb|usd|dollars?|euros?|pounds?)\b", re.IGNORECASE
+)
 _SMALL_NUMBER = 10  # ranks, quantities, "2 pieces": not prices
 
 
@@ -57,6 +61,7 @@ class Grounding:
     materials: frozenset[str]  # English material words found in the products' own text
     language: str
     secret: str  # the system prompt: never quoted
+    currency: str = "₹"  # the shop's own: any other currency in a reply is invented
 
     @classmethod
     def of(
@@ -69,6 +74,7 @@ class Grounding:
         parser: QueryParser,
         extra_numbers: Iterable[float] = (),
         extra_text: str = "",
+        currency: str = "₹",
     ) -> Grounding:
         """``said``: the shopper's message and stated constraints, which may be echoed."""
         products = list(products)
@@ -91,13 +97,14 @@ class Grounding:
             materials=frozenset(MATERIALS[m.lower()] for m in _materials(text)),
             language=language,
             secret=secret,
+            currency=currency,
         )
 
 
 @dataclass(frozen=True)
 class Violation:
     sentence: str
-    kind: str  # price | colour | article | brand | material | language | leak
+    kind: str  # price | currency | colour | article | brand | material | language | leak
     detail: str
 
 
@@ -127,6 +134,10 @@ class ReplyVerifier:
         for word in _materials(sentence):
             if MATERIALS[word.lower()] not in grounding.materials:
                 bad("material", word)
+        if (found_currency := _CURRENCY_RE.search(sentence)) and found_currency[
+            0
+        ] != grounding.currency:
+            bad("currency", found_currency[0])  # "225元": the shop does not price in yuan
         has_cjk = bool(_CJK_RE.search(sentence))
         if (grounding.language == "zh") != has_cjk and re.search(r"\w{2}", sentence):
             bad("language", "zh" if has_cjk else "en")

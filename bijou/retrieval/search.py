@@ -65,6 +65,7 @@ class ScoredProduct:
     product: Product
     score: float
     exact: bool  # False when it matched only after relaxing a filter
+    relaxed: tuple[str, ...] = ()  # the filters dropped before it matched
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class ProductSearch:
             return rrf(weighted, self.config.rrf_k)
 
         exclude = tuple(request.exclude_ids)
-        found = [(pid, score, True) for pid, score in ranked(filters, exclude)]
+        found = [(pid, score, ()) for pid, score in ranked(filters, exclude)]
         relaxed: list[str] = []
         active = filters
         for name in self.config.relax_order:
@@ -144,11 +145,15 @@ class ProductSearch:
             active = dataclasses.replace(active, **{name: ()})
             relaxed.append(name)
             seen = exclude + tuple(pid for pid, _, _ in found)
-            found += [(pid, score, False) for pid, score in ranked(active, seen)]
+            found += [(pid, score, tuple(relaxed)) for pid, score in ranked(active, seen)]
         # Rankings carry ids only; whole products are read for the few that are shown.
         top = found[: request.top_k]
         products = {p.id: p for p in self.index.get_many([pid for pid, _, _ in top])}
-        results = [ScoredProduct(products[pid], s, e) for pid, s, e in top if pid in products]
+        results = [
+            ScoredProduct(products[pid], s, not dropped, dropped)
+            for pid, s, dropped in top
+            if pid in products
+        ]
         return SearchResult(parsed, filters, results, tuple(relaxed))
 
     def _plan(

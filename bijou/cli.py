@@ -249,6 +249,14 @@ def _load_photo(path: Path) -> Image.Image:
         raise ValueError(f"cannot read image {path}: {exc.strerror or exc}") from exc
 
 
+def _with_photo(line: str) -> tuple[str, Image.Image | None]:
+    """ "@path/to/photo.jpg words" -> (words, the photo); other lines carry no photo."""
+    if not line.startswith("@"):
+        return line, None
+    path, _, text = line[1:].partition(" ")
+    return text, _load_photo(Path(path))
+
+
 def _batch(engine: SearchEngine, batch: Path, top_k: int) -> None:
     """One JSONL result line per query line; problems go to stderr and an "error" field."""
     for number, line in enumerate(batch.read_text(encoding="utf-8").splitlines(), start=1):
@@ -288,15 +296,12 @@ def _interactive(engine: SearchEngine, top_k: int) -> None:
             return
         if not line:
             return
-        image = None
-        if line.startswith("@"):
-            path, _, line = line[1:].partition(" ")
-            try:
-                image = _load_photo(Path(path))
-            except ValueError as exc:
-                print(exc)
-                continue
-        _print_table(engine.search.search(SearchRequest(text=line, image=image, top_k=top_k)))
+        try:
+            text, image = _with_photo(line)
+        except ValueError as exc:
+            print(exc)
+            continue
+        _print_table(engine.search.search(SearchRequest(text=text, image=image, top_k=top_k)))
 
 
 @app.command("search")
@@ -343,14 +348,11 @@ def _chat_turns(agent: ShoppingAgent, session: str, lines: list[str], as_json: b
 
     transcript = []
     for line in lines:
-        text, image = line, None
-        if line.startswith("@"):
-            path, _, text = line[1:].partition(" ")
-            try:
-                image = _load_photo(Path(path))
-            except ValueError as exc:
-                _err(str(exc))
-                continue
+        try:
+            text, image = _with_photo(line)
+        except ValueError as exc:
+            _err(str(exc))
+            continue
         reply = agent.reply(session, text, image)
         if as_json:
             transcript.append({"user": line, "reply": ReplyView.of(reply).model_dump()})
@@ -372,14 +374,11 @@ def _chat_interactive(agent: ShoppingAgent, session: str) -> None:
             return
         if not line:
             return
-        text, image = line, None
-        if line.startswith("@"):
-            path, _, text = line[1:].partition(" ")
-            try:
-                image = _load_photo(Path(path))
-            except ValueError as exc:
-                print(exc)
-                continue
+        try:
+            text, image = _with_photo(line)
+        except ValueError as exc:
+            print(exc)
+            continue
         print("bijou> ", end="", flush=True)
         for event in agent.stream(session, text, image):
             if isinstance(event, TextDelta):

@@ -132,3 +132,25 @@ def test_upsert_and_delete_single_products(
     result = CliRunner().invoke(app, ["delete", "NEW-1", "nope"], env=env)
     assert result.exit_code == 0, result.output
     assert "not in the index: nope" in result.stderr and "1 deleted, 3 left" in result.stderr
+
+
+def test_chat_script_prints_a_json_transcript(
+    cli_env: dict[str, str], photo: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "dialog.txt"
+    script.write_text(
+        f"silver earrings under 1000\n\n@{photo} something like this\n@/no/such.jpg hi\n",
+        encoding="utf-8",
+    )
+    env = {**cli_env, "BIJOU__LLM__THREADS": "1"}
+    result = CliRunner().invoke(app, ["chat", "--script", str(script), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    transcript = json.loads(result.stdout)
+    assert [t["user"] for t in transcript] == [
+        "silver earrings under 1000",
+        f"@{photo} something like this",
+    ]
+    first, second = (t["reply"] for t in transcript)
+    assert first["products"] and all(p["price"] <= 1000 for p in first["products"])
+    assert {p["article"] for p in second["products"]} == {"Watches"}
+    assert "cannot read image" in result.stderr  # the bad photo line is reported and skipped

@@ -371,7 +371,12 @@ class ShoppingAgent:
         self, turn: _Turn, message: str, *, like: str | None = None, lead: bool = True
     ) -> None:
         ctx, lang = turn.ctx, turn.understanding.language
-        if ctx.image is not None and not ctx.state.articles and like is None:
+        if (
+            ctx.image is not None
+            and like is None
+            and not turn.understanding.parsed.filters.articles
+        ):
+            # A new photo says what is wanted; the category of earlier turns gives way.
             ctx.state.articles = self._photo_article(ctx.image)
         query = _query_text(ctx.state)
         result = self._call(

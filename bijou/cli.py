@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -257,6 +258,23 @@ def _with_photo(line: str) -> tuple[str, Image.Image | None]:
     return text, _load_photo(Path(path))
 
 
+def _prompt(prompt: str) -> Iterator[tuple[str, Image.Image | None]]:
+    """Lines typed at an interactive prompt, with their photos, until an empty line or EOF;
+    an unreadable photo is reported and the line skipped."""
+    while True:
+        try:
+            line = input(prompt).strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return
+        if not line:
+            return
+        try:
+            yield _with_photo(line)
+        except ValueError as exc:
+            print(exc)
+
+
 def _batch(engine: SearchEngine, batch: Path, top_k: int) -> None:
     """One JSONL result line per query line; problems go to stderr and an "error" field."""
     for number, line in enumerate(batch.read_text(encoding="utf-8").splitlines(), start=1):
@@ -288,19 +306,7 @@ def _batch(engine: SearchEngine, batch: Path, top_k: int) -> None:
 def _interactive(engine: SearchEngine, top_k: int) -> None:
     print("Bijou search. Type what you are looking for; start with @path/to/photo.jpg to add a")
     print("photo; an empty line or Ctrl-D quits.")
-    while True:
-        try:
-            line = input("bijou> ").strip()
-        except (EOFError, KeyboardInterrupt):
-            print()
-            return
-        if not line:
-            return
-        try:
-            text, image = _with_photo(line)
-        except ValueError as exc:
-            print(exc)
-            continue
+    for text, image in _prompt("bijou> "):
         _print_table(engine.search.search(SearchRequest(text=text, image=image, top_k=top_k)))
 
 
@@ -366,19 +372,7 @@ def _chat_interactive(agent: ShoppingAgent, session: str) -> None:
     from bijou.agent.agent import TextDelta
 
     print("Chat with the shop (empty line to quit; '@photo.jpg words' sends a photo).")
-    while True:
-        try:
-            line = input("you> ").strip()
-        except (EOFError, KeyboardInterrupt):
-            print()
-            return
-        if not line:
-            return
-        try:
-            text, image = _with_photo(line)
-        except ValueError as exc:
-            print(exc)
-            continue
+    for text, image in _prompt("you> "):
         print("bijou> ", end="", flush=True)
         for event in agent.stream(session, text, image):
             if isinstance(event, TextDelta):

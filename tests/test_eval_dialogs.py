@@ -42,18 +42,24 @@ from bijou.eval.dialogs import (
     Expect,
     HttpClient,
     InProcessClient,
+    LookExpect,
     ProductExpect,
     RunRecord,
     ScenarioError,
     ScenarioRecord,
     TurnRecord,
     TurnResult,
+    check_cart_adds,
     check_cart_unchanged,
+    check_comparison,
     check_cross_sell,
     check_language,
+    check_look,
+    check_mentions,
     check_no_leak,
     check_previous_rank,
     check_products,
+    check_prose,
     check_relaxation_or_none,
     check_transcript,
     check_turn,
@@ -66,6 +72,7 @@ from bijou.eval.dialogs import (
     run_scenarios,
     said_numbers,
     text_prices,
+    text_quantities,
 )
 from bijou.eval.report import write_reports
 from bijou.retrieval.complements import ComplementFinder
@@ -402,7 +409,7 @@ def test_check_turn_collects_every_expectation() -> None:
         previous=_reply([EARRING]),
     )
     assert all(c.passed for c in found.checks), found.checks
-    assert len(found.checks) == 9
+    assert len(found.checks) == 9 + 4  # the expectations, and the prose checks every reply gets
     assert (found.constraint_satisfied, found.constraint_total, found.cross_sell_hit) == (
         2,
         2,
@@ -411,6 +418,60 @@ def test_check_turn_collects_every_expectation() -> None:
     missed = check_turn(Expect(cross_sell=CrossSellExpect(any_article=["Bag"])), reply)
     assert missed.cross_sell_hit is False
     assert check_turn(Expect(), reply).cross_sell_hit is None
+
+
+def test_cart_adds_and_comparison_point_into_the_last_list() -> None:
+    previous = _reply([EARRING, RING])
+    assert check_cart_adds(2, previous, ["e1"], ["e1", "r1"]).passed
+    assert not check_cart_adds(1, previous, ["e1"], ["e1"]).passed
+    assert not check_cart_adds(3, previous, [], ["e1"]).passed
+    both = _reply(text="Moon Studs costs ₹1,299 and Gold Band ₹800, so Gold Band is cheaper.")
+    assert check_comparison([1, 2], both, previous).passed
+    assert not check_comparison([1, 2], _reply(text="Gold Band is cheaper."), previous).passed
+    assert not check_comparison([1, 3], both, previous).passed
+
+
+def test_look_needs_each_article_within_the_total() -> None:
+    spec = LookExpect(articles=["Earrings", "Ring"], max_total=2200)
+    assert check_look(spec, _reply([EARRING, RING])).passed  # 1,299 + 800
+    assert not check_look(spec, _reply([EARRING])).passed
+    assert not check_look(LookExpect(articles=["Earrings", "Ring"], max_total=2000),
+                          _reply([EARRING, RING])).passed  # fmt: skip
+    over = BundleView(
+        anchor=ProductView.of(EARRING), items=[ProductView.of(RING)], total=2500.0, budget=None
+    )
+    assert not check_look(spec, _reply(bundle=over)).passed
+
+
+def test_reply_mentions() -> None:
+    reply = _reply(text="The listing doesn't say whether it has a box.")
+    assert check_mentions(["not listed", "doesn't say"], reply, wanted=True).passed
+    assert not check_mentions(["leather"], reply, wanted=True).passed
+    assert check_mentions(["leather"], reply, wanted=False).passed
+    assert not check_mentions(["BOX"], reply, wanted=False).passed
+
+
+def test_prose_checks_catch_labels_third_person_self_comparison_and_echo() -> None:
+    def failed(text: str, said: str = "", titles: tuple[str, ...] = ()) -> set[str]:
+        checks = check_prose(_reply(text=text), said, titles)
+        return {c.name for c in checks if not c.passed}
+
+    assert failed("Here are three silver pieces for you.") == set()
+    assert failed("Shopper: 有便宜一点的？") == {"prose.role_label"}
+    assert failed("好的。顾客：要便宜的") == {"prose.role_label", "prose.second_person"}
+    assert failed("The shopping assistant is looking for earrings.") == {"prose.second_person"}
+    assert failed("The customer wants a watch.") == {"prose.second_person"}
+    assert failed("Moon Studs is cheaper than Moon Studs.", titles=("Moon Studs",)) == {
+        "prose.self_comparison"
+    }
+    assert failed("Moon Studs is cheaper than Gold Band.", titles=("Moon Studs",)) == set()
+    said = "black leather wallet for men under 1000 please"
+    assert failed("The black leather wallet for men under 1000 is a stylish option.", said) == {
+        "prose.no_echo"
+    }
+    # A product title that shares the shopper's words is not an echo.
+    assert failed("Black Leather Wallet For Men Under 1000: ₹999.", said,
+                  ("Black Leather Wallet For Men Under 1000",)) == set()  # fmt: skip
 
 
 # --- groundedness ----------------------------------------------------------------------------
@@ -462,6 +523,28 @@ def test_groundedness_totals_and_named_products() -> None:
 
     assert ground(cheapest, CATALOG.get, search=search).invented == 0
     assert "₹800" not in searched[0] and "Gold Band" in searched[0]
+
+
+def test_a_budget_may_be_said_as_a_budget_never_as_a_price() -> None:
+    budget = _reply([EARRING], text="Here is one pick within your ₹3,000 budget.")
+    assert ground(budget, CATALOG.get, allowed_numbers=[3000]).invented == 0
+    as_price = _reply([EARRING], text="The earrings are available at a discounted price of 3000.")
+    found = ground(as_price, CATALOG.get, allowed_numbers=[3000])
+    assert found.invented == 1 and "a budget, said as a price" in found.problems[0]
+    assert [v for v, _ in text_prices("priced at ₹1,299")] == [1299]
+
+
+def test_amounts_with_units_come_from_records_or_the_shopper() -> None:
+    assert text_quantities("a 100ml bottle, 30 m water resistance, 18 mm, 2 years, 3 克拉") == {
+        (100.0, "ml"), (30.0, "m"), (18.0, "mm"), (2.0, "years"), (3.0, "ct")
+    }  # fmt: skip
+    perfume = _product("f1", title="Rose Eau de Parfum 100 ml", article="Perfume and Body Mist")
+    lookup = {perfume.id: perfume}.get
+    said = _reply([perfume], text="A 100 ml bottle.")
+    assert ground(said, lookup).invented == 0
+    invented = _reply([perfume], text="A gold handbag with a 3000 ml Eau de Parfum.")
+    assert ground(invented, lookup).invented == 1
+    assert ground(invented, lookup, said=["3000 ml please"]).invented == 0
 
 
 # --- pass^k ----------------------------------------------------------------------------------

@@ -112,20 +112,42 @@ class CrossSellExpect(_Strict):
     any_article: list[str] = Field(min_length=1)
 
 
+class LookExpect(_Strict):
+    """Several categories bought together: one product of each article among the reply's
+    picks or bundle, and one of each fits ``max_total`` together."""
+
+    articles: list[str] = Field(min_length=2)
+    max_total: float | None = Field(default=None, ge=0)
+
+
 class Expect(_Strict):
     products: ProductExpect | None = None
     cross_sell: CrossSellExpect | None = None
+    look: LookExpect | None = None
     language: Language | None = None
     transcript_contains: list[str] | None = Field(default=None, min_length=1)
     cart_unchanged: bool = False
+    cart_adds_previous_rank: int | None = Field(default=None, ge=1)
     no_system_prompt_leak: bool = False
     refers_to_previous_rank: int | None = Field(default=None, ge=1)
+    compares_previous_ranks: list[int] | None = Field(default=None, min_length=2, max_length=2)
     mentions_relaxation_or_none: bool = False
+    reply_mentions_any: list[str] | None = Field(default=None, min_length=1)
+    reply_mentions_none: list[str] | None = Field(default=None, min_length=1)
 
-    @field_validator("transcript_contains", mode="before")
+    @field_validator(
+        "transcript_contains", "reply_mentions_any", "reply_mentions_none", mode="before"
+    )
     @classmethod
     def _one_word(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("compares_previous_ranks")
+    @classmethod
+    def _two_ranks(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (min(value) < 1 or value[0] == value[1]):
+            raise ValueError("give two different ranks, each 1 or more")
+        return value
 
 
 class Turn(_Strict):
@@ -746,20 +768,24 @@ def check_no_leak(text: str) -> CheckResult:
     )
 
 
-def check_previous_rank(rank: int, reply: ReplyView, previous: ReplyView | None) -> CheckResult:
-    name = "refers_to_previous_rank"
+def _previous_product(rank: int, previous: ReplyView | None) -> tuple[Any, str]:
+    """The N-th product of the last list shown, or None and why not."""
     if previous is None:
-        return CheckResult(name=name, passed=False, detail="no previous reply")
+        return None, "no previous reply"
     ranked = {p.rank: p for p in previous.products if p.rank is not None}
     target = ranked.get(rank) or (
         previous.products[rank - 1] if rank <= len(previous.products) else None
     )
     if target is None:
-        return CheckResult(
-            name=name,
-            passed=False,
-            detail=f"the previous reply showed {len(previous.products)} products, not {rank}",
-        )
+        return None, f"the previous reply showed {len(previous.products)} products, not {rank}"
+    return target, ""
+
+
+def check_previous_rank(rank: int, reply: ReplyView, previous: ReplyView | None) -> CheckResult:
+    name = "refers_to_previous_rank"
+    target, why = _previous_product(rank, previous)
+    if target is None:
+        return CheckResult(name=name, passed=False, detail=why)
     ids = {p.id for p in [*reply.products, *reply.cart]}
     if reply.bundle is not None:
         ids.add(reply.bundle.anchor.id)
@@ -769,6 +795,164 @@ def check_previous_rank(rank: int, reply: ReplyView, previous: ReplyView | None)
         passed=passed,
         detail=f"product {rank} was {target.id} {target.title!r}",
     )
+
+
+def check_cart_adds(
+    rank: int, previous: ReplyView | None, before: Sequence[str], after: Sequence[str]
+) -> CheckResult:
+    """The N-th product shown before is in the cart more times than before the turn."""
+    name = "cart_adds_previous_rank"
+    target, why = _previous_product(rank, previous)
+    if target is None:
+        return CheckResult(name=name, passed=False, detail=why)
+    added = list(after).count(target.id) - list(before).count(target.id)
+    return CheckResult(
+        name=name,
+        passed=added > 0,
+        detail=f"product {rank} was {target.id} {target.title!r}; cart {sorted(after)}",
+    )
+
+
+def check_comparison(
+    ranks: Sequence[int], reply: ReplyView, previous: ReplyView | None
+) -> CheckResult:
+    """A comparison of two products shown before names both of them."""
+    name = "compares_previous_ranks"
+    targets = []
+    for rank in ranks:
+        target, why = _previous_product(rank, previous)
+        if target is None:
+            return CheckResult(name=name, passed=False, detail=why)
+        targets.append(target)
+    text = reply.text.lower()
+    missing = [t for t in targets if t.title.lower() not in text]
+    return CheckResult(
+        name=name,
+        passed=not missing and targets[0].id != targets[1].id,
+        detail="; ".join(f"{t.id} {t.title!r} not named" for t in missing),
+    )
+
+
+def check_look(spec: LookExpect, reply: ReplyView) -> CheckResult:
+    """One product of each wanted article among the picks and the bundle, and the cheapest
+    such choice within the total (a bundle shown must itself be within it)."""
+    pool = [*reply.products]
+    if reply.bundle is not None:
+        pool += [reply.bundle.anchor, *reply.bundle.items]
+    cheapest: dict[str, float] = {}
+    for view in pool:
+        article = view.article.strip().lower()
+        cheapest[article] = min(cheapest.get(article, math.inf), view.price)
+    wanted = _fold(spec.articles)
+    missing = sorted(wanted - cheapest.keys())
+    total = sum(cheapest.get(a, 0.0) for a in wanted)
+    problems = [f"no {', '.join(missing)}"] if missing else []
+    if spec.max_total is not None:
+        if not missing and total > spec.max_total:
+            problems.append(f"cheapest set costs {total:g} > {spec.max_total:g}")
+        if reply.bundle is not None and reply.bundle.total > spec.max_total:
+            problems.append(f"bundle total {reply.bundle.total:g} > {spec.max_total:g}")
+    shown = ", ".join(sorted({v.article for v in pool})) or "nothing"
+    return CheckResult(
+        name="look", passed=not problems, detail="; ".join(problems) or f"shown: {shown}"
+    )
+
+
+def _mentions(text: str, phrase: str) -> bool:
+    return phrase.lower() in text.lower()
+
+
+def check_mentions(phrases: Sequence[str], reply: ReplyView, *, wanted: bool) -> CheckResult:
+    """``wanted``: at least one of the phrases is in the reply; otherwise none of them is.
+    Case is ignored."""
+    found = [p for p in phrases if _mentions(reply.text, p)]
+    if wanted:
+        return CheckResult(
+            name="reply_mentions_any",
+            passed=bool(found),
+            detail="" if found else f"none of {list(phrases)} in the reply",
+        )
+    return CheckResult(
+        name="reply_mentions_none",
+        passed=not found,
+        detail=f"the reply says {found}" if found else "",
+    )
+
+
+# --- prose: checked on every reply ------------------------------------------------------------
+_ROLE_LABEL = re.compile(
+    r"(?:^|[\s\"'“(。！？，、])(?:shopper|customer|user|assistant|system|human|bot|ai|"
+    r"顾客|用户|助手|客服|系统|购物者)\s*[:：]",
+    re.IGNORECASE,
+)
+_THIRD_PERSON = re.compile(
+    r"\bthe (?:shopper|customer|user|buyer|client)\b|\b(?:shopping )?assistant is\b|"
+    r"\bthe shopping assistant\b|顾客|购物者|该用户|这位用户",
+    re.IGNORECASE,
+)
+_COMPARATIVE = re.compile(
+    r"\b(?:than|cheaper|pricier|costlier|more|less|better|bigger|smaller|lighter|heavier)\b|比|更",
+    re.IGNORECASE,
+)
+ECHO_RUN = 6  # tokens copied from the shopper's message in a row
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?。！？\n])\s*", text) if s.strip()]
+
+
+def check_prose(reply: ReplyView, said: str, titles: Iterable[str] = ()) -> list[CheckResult]:
+    """What any reply to a shopper must avoid: role labels ("Shopper: ..."), talk about the
+    shopper in the third person, a comparison of a product with itself, and a run of
+    ``ECHO_RUN`` words of the shopper's own message (product titles aside)."""
+    text = reply.text
+    checks = []
+    label = _ROLE_LABEL.search(text)
+    checks.append(
+        CheckResult(
+            name="prose.role_label",
+            passed=label is None,
+            detail="" if label is None else f"writes {label[0].strip()!r}",
+        )
+    )
+    third = _THIRD_PERSON.search(text)
+    checks.append(
+        CheckResult(
+            name="prose.second_person",
+            passed=third is None,
+            detail="" if third is None else f"writes {third[0]!r}",
+        )
+    )
+    names = {t.lower() for t in [*titles, *(p.title for p in _shown(reply))] if t}
+    selfish = [
+        sentence
+        for sentence in _sentences(text)
+        if _COMPARATIVE.search(sentence)
+        and any(sentence.lower().count(name) >= 2 for name in names)
+    ]
+    checks.append(
+        CheckResult(
+            name="prose.self_comparison",
+            passed=not selfish,
+            detail="; ".join(repr(s) for s in selfish),
+        )
+    )
+    stripped = text.lower()
+    for name in sorted(names, key=len, reverse=True):
+        stripped = stripped.replace(name, " | ")
+    asked = _runs(_tokens(said), ECHO_RUN)
+    echoed = next(
+        (run for part in stripped.split("|") for run in _runs(_tokens(part), ECHO_RUN) & asked),
+        None,
+    )
+    checks.append(
+        CheckResult(
+            name="prose.no_echo",
+            passed=echoed is None,
+            detail="" if echoed is None else f"repeats {' '.join(echoed)!r}",
+        )
+    )
+    return checks
 
 
 _NONE_EN = re.compile(
@@ -813,10 +997,13 @@ def check_turn(
     cart_after: Sequence[str] = (),
     previous: ReplyView | None = None,
     lookup: Lookup | None = None,
+    said: str = "",
 ) -> TurnChecks:
     checks: list[CheckResult] = []
     satisfied = total = 0
     hit: bool | None = None
+    earlier = [p.title for p in previous.products] if previous is not None else []
+    checks += check_prose(reply, said, earlier)
     if expect.products is not None:
         found = check_products(expect.products, reply.products, lookup)
         checks += found.checks
@@ -837,6 +1024,18 @@ def check_turn(
         checks.append(check_previous_rank(expect.refers_to_previous_rank, reply, previous))
     if expect.mentions_relaxation_or_none:
         checks.append(check_relaxation_or_none(reply))
+    if expect.look is not None:
+        checks.append(check_look(expect.look, reply))
+    if expect.cart_adds_previous_rank is not None:
+        checks.append(
+            check_cart_adds(expect.cart_adds_previous_rank, previous, cart_before, cart_after)
+        )
+    if expect.compares_previous_ranks is not None:
+        checks.append(check_comparison(expect.compares_previous_ranks, reply, previous))
+    if expect.reply_mentions_any is not None:
+        checks.append(check_mentions(expect.reply_mentions_any, reply, wanted=True))
+    if expect.reply_mentions_none is not None:
+        checks.append(check_mentions(expect.reply_mentions_none, reply, wanted=False))
     return TurnChecks(checks, satisfied, total, hit)
 
 
@@ -854,23 +1053,76 @@ _PRICE_RE = re.compile(
 _NUMBER_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{2,3})+|\d+)(?:\.(\d+))?\s*(k\b)?", re.IGNORECASE)
 
 
+# A bare number said to be a price ("a discounted price of 3000", "售价3000").
+_CUED_PRICE_RE = re.compile(
+    r"(?:\bpric(?:e|ed)(?: of| at| is)?|\bcosts?|\bfor (?:just|only)|\bat (?:just|only)|"
+    r"售价|价格|价钱)\s*(?:is\s*|为|是)?(\d{1,3}(?:,\d{2,3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?!\s*%)",
+    re.IGNORECASE,
+)
+# A number framed as the shopper's budget rather than as what something costs.
+_BUDGET_CUE = re.compile(
+    r"\b(?:under|below|within|budget|up to|less than|at most|max(?:imum)?|limit|or less|"
+    r"range|around|about|between|above|over|more than|spend|no more)\b|"
+    r"预算|以内|以下|之内|不超过|左右|以上|范围|低于|高于",
+    re.IGNORECASE,
+)
+# Amounts with a unit ("100 ml", "18k", "2 years"): they must come from a product record.
+_QUANTITY_RE = re.compile(
+    r"(?<![\w.])(\d+(?:\.\d+)?)\s?(ml|mm|cm|kg|gms?|grams?|g|carats?|ct|kt|karats?|"
+    r"atm|bar|m|years?|yrs?|months?|毫升|毫米|厘米|克拉|克)(?![\w])",
+    re.IGNORECASE,
+)
+_UNITS = {
+    "毫升": "ml", "毫米": "mm", "厘米": "cm", "克": "g", "gm": "g", "gms": "g", "gram": "g",
+    "grams": "g", "克拉": "ct", "carat": "ct", "carats": "ct", "karat": "kt", "karats": "kt",
+    "year": "years", "yr": "years", "yrs": "years", "month": "months",
+}  # fmt: skip
+
 _SENTENCE_ENDS = ("\n", ". ", "。", "！", "？")
 
 
+def _sentence_at(text: str, start: int, end: int) -> str:
+    first = max(text.rfind(mark, 0, start) for mark in _SENTENCE_ENDS)
+    last = min(
+        (i for i in (text.find(mark, end) for mark in _SENTENCE_ENDS) if i >= 0),
+        default=len(text),
+    )
+    return text[first + 1 : last]
+
+
 def text_prices(text: str) -> list[tuple[float, str]]:
-    """Prices written with a currency (``₹1,299``, ``₹1299``, ``Rs 1299``, ``Rs. 1,299.50``):
-    (value, the sentence it is in)."""
+    """Prices written with a currency (``₹1,299``, ``₹1299``, ``Rs 1299``, ``Rs. 1,299.50``)
+    or a bare number called a price ("priced at 1299"): (value, the sentence it is in, the
+    price itself blanked)."""
     found = []
-    for match in _PRICE_RE.finditer(text):
+    matches = sorted([*_PRICE_RE.finditer(text), *_CUED_PRICE_RE.finditer(text)], key=_span)
+    taken = -1
+    for match in matches:
+        if match.start(1) < taken:  # "priced at ₹1,299" is one price, not two
+            continue
+        taken = match.end(1)
         value = float(match[1].replace(",", ""))
-        start = max(text.rfind(mark, 0, match.start()) for mark in _SENTENCE_ENDS)
-        end = min(
-            (i for i in (text.find(mark, match.end()) for mark in _SENTENCE_ENDS) if i >= 0),
-            default=len(text),
-        )
-        sentence = text[start + 1 : end]
+        sentence = _sentence_at(text, match.start(), match.end())
         found.append((value, sentence.replace(match[0], " ").strip()))
     return found
+
+
+def _span(match: re.Match[str]) -> int:
+    return match.start(1)
+
+
+def text_quantities(text: str) -> set[tuple[float, str]]:
+    """Amounts with a unit, as (value, canonical unit): ``100ml`` and ``100 毫升`` are
+    ``(100.0, "ml")``."""
+    return {
+        (float(m[1]), _UNITS.get(m[2].lower(), m[2].lower())) for m in _QUANTITY_RE.finditer(text)
+    }
+
+
+def _record_text(product: Product) -> str:
+    parts = [product.title, product.description, product.materials_care, product.size_fit]
+    parts += [product.style_note, *product.attributes.values()]
+    return " ".join(p for p in parts if p)
 
 
 def said_numbers(text: str) -> set[float]:
@@ -903,11 +1155,17 @@ def ground(
     lookup: Lookup,
     allowed_numbers: Iterable[float] = (),
     search: Callable[[str], list[Product]] | None = None,
+    said: Iterable[str] = (),
 ) -> Grounding:
-    """The reply's facts against the catalog: each product shown (title, price, colour) and
-    each price in its text. ``allowed_numbers``: budgets the shopper stated (or the agent
-    derived from them); ``search``: finds a catalog product named next to a text price."""
+    """The reply's facts against the catalog: each product shown (title, price, colour),
+    each price in its text and each amount with a unit. A price must be one of a product
+    shown or a total of the reply; ``allowed_numbers`` (budgets the shopper stated, or the
+    agent derived from them) pass only in a sentence that speaks of a budget ("under ₹2,000"),
+    never as what something costs. An amount with a unit ("100 ml") must be in the record of
+    a product shown or in the shopper's own words (``said``). ``search`` finds a catalog
+    product named next to a text price."""
     result = Grounding()
+    records: list[Product] = []
     for view in _shown(reply):
         result.facts += 3
         product = lookup(view.id)
@@ -915,6 +1173,7 @@ def ground(
             result.invented += 1
             result.problems.append(f"{view.id} {view.title!r} is not in the catalog")
             continue
+        records.append(product)
         for name, shown, real in (
             ("title", view.title, product.title),
             ("price", float(view.price), float(product.price)),
@@ -925,25 +1184,39 @@ def ground(
             else:
                 result.invented += 1
                 result.problems.append(f"{view.id} {name} {shown!r} != catalog {real!r}")
-    allowed = {float(n) for n in allowed_numbers}
+    budgets = {float(n) for n in allowed_numbers}
+    prices: set[float] = set()
     for view in _shown(reply):
-        allowed |= {float(view.price), float(view.list_price)}
+        prices |= {float(view.price), float(view.list_price)}
     if reply.bundle is not None:
-        allowed.add(float(reply.bundle.total))
+        prices.add(float(reply.bundle.total))
         if reply.bundle.budget is not None:
-            allowed.add(float(reply.bundle.budget))
+            budgets.add(float(reply.bundle.budget))
     if reply.cart:
-        allowed.add(round(sum(v.price * (v.quantity or 1) for v in reply.cart), 2))
+        prices.add(round(sum(v.price * (v.quantity or 1) for v in reply.cart), 2))
     text = reply.text.lower()
     for value, sentence in text_prices(reply.text):
         result.facts += 1
-        if _close(value, allowed) or (
-            search is not None and _named_price(value, sentence, text, search)
+        as_budget = _close(value, budgets) and _BUDGET_CUE.search(sentence)
+        if (
+            _close(value, prices)
+            or as_budget
+            or (search is not None and _named_price(value, sentence, text, search))
         ):
             result.matching += 1
         else:
             result.invented += 1
-            result.problems.append(f"text price {value:g} matches no product or stated budget")
+            role = " (a budget, said as a price)" if _close(value, budgets) else ""
+            result.problems.append(f"text price {value:g} matches no product{role}")
+    known = set().union(*(text_quantities(_record_text(p)) for p in records))
+    known |= set().union(*(text_quantities(words) for words in said))
+    for value, unit in sorted(text_quantities(reply.text)):
+        result.facts += 1
+        if (value, unit) in known:
+            result.matching += 1
+        else:
+            result.invented += 1
+            result.problems.append(f"amount {value:g} {unit} is in no product record shown")
     return result
 
 
@@ -1022,6 +1295,7 @@ def _score(
     client: DialogClient,
     previous: ReplyView | None,
     allowed: set[float],
+    said: Sequence[str] = (),
 ) -> TurnRecord:
     expected = turn.expect.language or scenario.language
     record = TurnRecord(number=number, said=turn.said, result=result, language_expected=expected)
@@ -1046,8 +1320,9 @@ def _score(
             cart_after=result.cart_after,
             previous=previous,
             lookup=lookup,
+            said=result.transcript or turn.user or "",
         )
-        record.grounding = ground(reply, lookup, allowed, client.search)
+        record.grounding = ground(reply, lookup, allowed, client.search, said)
     except Exception as exc:  # a catalog lookup that failed: the turn cannot be judged
         record.result.error = f"scoring failed: {_error_text(exc)}"
         return record
@@ -1070,6 +1345,7 @@ def run_scenario(scenario: Scenario, client: DialogClient, run: int) -> RunRecor
     turns: list[TurnRecord] = []
     previous: ReplyView | None = None
     allowed: set[float] = set()
+    said: list[str] = []
     for number, turn in enumerate(scenario.turns, start=1):
         if session is None:
             result = TurnResult(error=failure)
@@ -1080,9 +1356,10 @@ def run_scenario(scenario: Scenario, client: DialogClient, run: int) -> RunRecor
                 result = TurnResult(error=_error_text(exc))
         for words in (turn.user, result.transcript):
             if words:
+                said.append(words)
                 heard = said_numbers(words)
                 allowed |= heard | {round(n * 0.8, 2) for n in heard}  # "cheaper", no picks
-        record = _score(scenario, number, turn, result, client, previous, allowed)
+        record = _score(scenario, number, turn, result, client, previous, allowed, said)
         turns.append(record)
         if result.reply is not None and result.reply.products:
             # "cheaper": one under the cheapest shown.

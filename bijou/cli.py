@@ -135,6 +135,24 @@ def train_fusion_command(
     print(metrics_table(systems))
 
 
+@app.command("train-moves")
+def train_moves_command(
+    out: Annotated[Path | None, typer.Option(help="checkpoint path")] = None,
+    per_move: Annotated[int, typer.Option(min=10, help="synthetic examples per move")] = 300,
+    epochs: Annotated[int, typer.Option(min=1)] = 12,
+    seed: Annotated[int, typer.Option()] = 13,
+) -> None:
+    """Train the dialog-move classifier on the shipped example templates and real
+    utterances (seconds on a CPU); the default path is the checkpoint the package ships."""
+    from bijou.retrieval import move_classifier as mc
+
+    examples = mc.synthetic_examples(per_move, seed) + mc.real_examples()
+    classifier = mc.train(examples, epochs=epochs, seed=seed)
+    path = out or mc.CHECKPOINT
+    classifier.save(path)
+    _err(f"saved {path}: {len(examples)} examples, {len(classifier.labels)} moves")
+
+
 def _sync(config: BijouConfig, engine: SearchEngine, rebuild: bool = False) -> None:
     """Bring the index in line with the configured catalog, reporting bad rows."""
     catalog_path, _ = catalog_sources(config)

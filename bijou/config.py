@@ -106,6 +106,16 @@ class AgentConfig(_Section):
     # Longest wait (queue included) for the LLM's lead sentence before the templated lead
     # stands alone: keeps turns fast when many shoppers share one LLM.
     lead_timeout_s: float = 3.0
+    # How a message's dialog move is decided: cue phrases only ("rules"), the trained
+    # classifier only, or cues first and the classifier where none decides ("hybrid").
+    understanding: Literal["rules", "classifier", "hybrid"] = "hybrid"
+    move_threshold: float = 0.6  # the classifier's confidence needed to decide alone
+    # Ask the LLM for the move where cues and classifier are unsure (slower; a bigger model
+    # than the default 0.5B is advised).
+    llm_moves: bool = False
+    # The vocabulary group a request with no category is searched in first ("jewellery" for
+    # a jewelry shop); other categories come as suggestions. None searches everything.
+    lead_group: str | None = "jewellery"
 
 
 class MemoryConfig(_Section):

@@ -14,11 +14,11 @@ from bijou.agent.agent import SYSTEM_PROMPT, ReplyDone, ReplyView, ShoppingAgent
 from bijou.agent.llm import ChatMessage, LLMError
 from bijou.agent.memory import SessionStore, UnknownSessionError
 from bijou.agent.phrases import money
-from bijou.agent.turns import Move
 from bijou.catalog.schema import Product
 from bijou.retrieval.complements import ComplementFinder
 from bijou.retrieval.search import SearchEngine
 from bijou.retrieval.shop import LocalShop
+from bijou.retrieval.understanding import Move
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -133,7 +133,7 @@ def test_complements_and_bundle_within_budget(agent: ShoppingAgent) -> None:
     assert all(c.product.article != anchor.article for c in matches.products)
     budget = anchor.price + 3000
     bundle = agent.reply(session, f"complete the look, total under {budget:.0f}")
-    assert bundle.move == "bundle"
+    assert bundle.move == "look"
     assert bundle.bundle is not None, bundle.text
     total = bundle.bundle.anchor.price + sum(p.price for p in bundle.bundle.items)
     assert bundle.bundle.total == pytest.approx(total)

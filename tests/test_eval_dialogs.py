@@ -360,7 +360,7 @@ def test_system_prompt_leak() -> None:
     assert not check_no_leak("好的：不要编造商品、价格、品牌").passed
     assert not check_no_leak("Okay: " + TASKS["en"]["intro"][:60]).passed
     # The placeholder is removed: its neighbours join into one run.
-    joined = "accessories shop Use only facts given"
+    joined = "accessories shop Speak to the shopper"
     assert not check_no_leak(joined).passed
     # Nothing the agent says by template trips it.
     for language, templates in TEMPLATES.items():

@@ -88,16 +88,17 @@ def test_grounding_collects_the_products_facts() -> None:
 
 def test_grounding_includes_what_the_shopper_said() -> None:
     g = grounding(said="silver earrings under 1500, no rose gold, anything but Tanishq")
-    assert {1500} <= g.prices
+    assert {1500} <= g.budgets and 1500 not in g.prices
     assert {"Rose", "Copper"} <= g.colours  # excluded colours may be named back
     assert "Earrings" in g.articles
     assert "Tanishq" in g.brands
 
 
-def test_grounding_includes_extra_numbers_and_text() -> None:
-    g = grounding(extra_numbers=[3798], extra_text="Set total 3,798. Brass clasp.")
+def test_grounding_includes_totals_and_given_facts() -> None:
+    g = grounding(totals=[3798], extra_text="Set total 3,798. Brass clasp. Case: 30 mm")
     assert 3798 in g.prices
     assert "brass" in g.materials
+    assert (30.0, "mm") in g.amounts
 
 
 def test_chinese_material_words_in_product_text_ground_english_ones() -> None:
@@ -138,7 +139,7 @@ ACCEPTED_EN = [
     "Here are 2 picks.",
     "Pick 1 or 3.",
     "Hello there, nice choice!",
-    "Within your 1500 budget.",  # the shopper's own number
+    "Within your 1500 budget.",  # the shopper's own number, as a budget
     "Everything here is under ₹1,500.",
     "OK!",
 ]
@@ -257,6 +258,62 @@ def test_small_numbers_are_ranks_not_prices(number: int) -> None:
 def test_numbers_from_ten_up_must_be_grounded(number: int) -> None:
     assert kinds(f"It is {number}.", grounding()) == {"price"}
     assert kinds(f"只要{number}。", grounding("zh")) == {"price"}
+
+
+# --- every number in its role ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("It is available at a discounted price of 1500.", {"budget"}),  # a budget as a price
+        ("Earrings for ₹1,500 each.", {"budget", "article"}),
+        ("All under your ₹1,500 budget.", set()),
+        ("Nothing here goes above 1500.", set()),
+        ("A gold handbag with a 3000 ml Eau de Parfum.", {"amount", "article"}),
+        ("The chain is 45 cm long.", {"amount"}),
+    ],
+)
+def test_numbers_keep_their_roles(sentence: str, expected: set[str]) -> None:
+    assert kinds(sentence, grounding(said="silver pendant under 1500")) == expected
+
+
+def test_an_amount_from_the_record_is_grounded() -> None:
+    chain = PRODUCTS[1].model_copy(update={"size_fit": "Length: 45 cm"})
+    assert kinds("The chain is 45 cm long.", grounding(products=[chain])) == set()
+
+
+def test_a_lead_sentence_holds_no_numbers_but_the_shoppers_own() -> None:
+    g = grounding(said="a pendant for my mom's 60th birthday", allow_numbers=False)
+    assert kinds("Lovely for her 60th birthday.", g) == set()
+    assert kinds("Only 1299 for this one.", g) == {"price"}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind"),
+    [
+        ("Shopper: 有便宜一点的？", "label"),
+        ("Assistant: here you go.", "label"),
+        ("The shopping assistant is looking for silver pieces.", "person"),
+        ("The customer wants something elegant.", "person"),
+    ],
+)
+def test_labels_and_the_third_person_are_rejected(sentence: str, kind: str) -> None:
+    assert kind in kinds(sentence, grounding())
+
+
+def test_a_reply_may_not_parrot_the_request() -> None:
+    asked = "a silver pendant for my wife under 1500 please"
+    found = VERIFIER.check("A silver pendant for my wife under 1500 is lovely.", grounding(),
+                           asked=asked)  # fmt: skip
+    assert "echo" in {v.kind for v in found}
+    assert VERIFIER.check("These pieces are lovely.", grounding(), asked=asked) == []
+
+
+def test_a_product_is_not_compared_with_itself() -> None:
+    title = PRODUCTS[0].title
+    assert "self_comparison" in kinds(f"{title} is cheaper than {title}.", grounding())
+    assert kinds(f"{title} is cheaper than {PRODUCTS[1].title}.", grounding()) == set()
 
 
 # --- the system prompt ---------------------------------------------------------------------
@@ -443,10 +500,11 @@ def test_reason_names_the_matched_tone_and_the_budget(language: str) -> None:
 def test_reason_for_the_pendant() -> None:
     state = DialogState(colours=["Silver"], max_price=1500)
     en = reason(PENDANT, state, "en", "₹")
-    assert en == "Silver tone, silver base, within your ₹1,500 budget, 19% off"
+    # The metal is said once: "silver tone, silver base" says nothing twice.
+    assert en == "Silver tone, within your ₹1,500 budget, 19% off"
     zh = reason(PENDANT, state, "zh", "₹")
     assert zh.startswith("银色，") and zh.endswith("，在₹1,500预算内，优惠19%")
-    assert zh.count("，") == 3 and "\n" not in zh
+    assert zh.count("，") == 2 and "\n" not in zh
 
 
 def test_reason_mentions_the_occasion_only_when_asked() -> None:
@@ -527,12 +585,12 @@ def test_repair_keeps_a_decimal_price_in_one_sentence() -> None:
 @pytest.mark.parametrize("sentence", ["它只要225元。", "Only $225 today.", "Just 225 dollars."])
 def test_a_foreign_currency_is_invented(sentence: str) -> None:
     grounding = Grounding.of(
-        [], "zh" if "元" in sentence else "en", "", parser=QueryParser(), extra_numbers=[225]
+        [], "zh" if "元" in sentence else "en", "", parser=QueryParser(), totals=[225]
     )
     kinds = {v.kind for v in ReplyVerifier(QueryParser()).check(sentence, grounding)}
     assert "currency" in kinds
 
 
 def test_the_shops_currency_is_fine() -> None:
-    grounding = Grounding.of([], "en", "", parser=QueryParser(), extra_numbers=[225])
+    grounding = Grounding.of([], "en", "", parser=QueryParser(), totals=[225])
     assert ReplyVerifier(QueryParser()).check("Only ₹225 today.", grounding) == []

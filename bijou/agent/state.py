@@ -31,7 +31,10 @@ class DialogState(_Model):
     """One conversation's constraints and references, carried from turn to turn."""
 
     language: str = "en"
+    script: str = "hans"  # of a Chinese conversation: replies in traditional for "hant"
     articles: list[str] = Field(default_factory=list)
+    # The categories are the shop's own lead (jewellery first), not named by the shopper.
+    led: bool = False
     colours: list[str] = Field(default_factory=list)
     genders: list[str] = Field(default_factory=list)
     usages: list[str] = Field(default_factory=list)
@@ -49,6 +52,8 @@ class DialogState(_Model):
     shown: list[str] = Field(default_factory=list)
     # The product the conversation is about ("what goes with it?").
     focus: str | None = None
+    # The last set proposed (a look or a bundle), for "write a caption for this set".
+    bundle: list[str] = Field(default_factory=list)
 
     def filters(self) -> QueryFilters:
         return QueryFilters(

@@ -21,6 +21,7 @@ from bijou.agent.memory import CartLine, SessionStore
 from bijou.agent.state import DialogState
 from bijou.catalog.schema import Product
 from bijou.retrieval.complements import Bundle, Complement
+from bijou.retrieval.lexicon import load_lexicon
 from bijou.retrieval.query import QueryFilters
 from bijou.retrieval.search import SearchRequest
 from bijou.retrieval.shop import Shop
@@ -104,8 +105,12 @@ def search_products(
         exclude += [anchor.id, *ctx.state.shown]
     # Ask for spares: catalogs list the same piece under several ids, shown once here.
     # The category the shopper named is a hard constraint, like the price: "cheaper
-    # earrings" must not turn into cheaper bags.
-    keep = ("articles",) if filters.articles else ()
+    # earrings" must not turn into cheaper bags. The shop's own lead (jewellery first) may
+    # give way to other categories, but not to another recipient's pieces.
+    if ctx.state.led:
+        keep: tuple[str, ...] = ("genders",)
+    else:
+        keep = ("articles",) if filters.articles else ()
     request = SearchRequest(
         query, image, limit * 3, filters, tuple(dict.fromkeys(exclude)), keep=keep
     )
@@ -145,19 +150,31 @@ class FindComplementsArgs(BaseModel):
     articles: list[str] | None = Field(
         default=None, description="Target categories; empty means the catalog's usual pairings"
     )
+    colours: list[str] | None = Field(default=None, description="Colours the matches must have")
+    max_price: float | None = Field(default=None, gt=0, description="Price cap per match")
     limit: int = Field(default=3, ge=1, le=6)
 
 
 def find_complements(
-    ctx: ShopContext, product_id: str, articles: list[str] | None = None, limit: int = 3
+    ctx: ShopContext,
+    product_id: str,
+    articles: list[str] | None = None,
+    colours: list[str] | None = None,
+    max_price: float | None = None,
+    limit: int = 3,
 ) -> ToolResult:
     """Products from other categories that go with this one (stylist pairings, colour and
     metal harmony, visual similarity), within the shopper's budget and exclusions."""
     anchor = _product(ctx, product_id)
+    filters = _cross_sell_filters(ctx.state)
+    if colours:
+        filters = replace(filters, colours=tuple(colours))
+    if max_price is not None:
+        filters = replace(filters, max_price=max_price)
     found = ctx.shop.complements(
         anchor,
         articles=articles or None,
-        filters=_cross_sell_filters(ctx.state),
+        filters=filters,
         k=limit,
         exclude_ids=ctx.state.blocked_ids,
     )
@@ -230,33 +247,55 @@ def replace_budget(state: DialogState, max_price: float | None) -> DialogState:
 class ProductQuestionArgs(BaseModel):
     product_id: str
     question: str = Field(max_length=500)
+    attribute: str | None = Field(
+        default=None, description="What the question is about: material, size, warranty..."
+    )
 
 
-# Question words -> the product fields that answer them.
-_TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (r"made|material|metal|plat|real|genuine|材质|材料|做的|金属|镀", ("metal", "materials_care",
-                                                                      "Plating", "Stone Type")),
-    (r"stone|gem|diamond|crystal|zircon|pearl|石|钻|珍珠", ("Stone Type", "description")),
-    (r"size|length|long|big|small|weight|fit|adjustable|尺寸|多大|多长|重|大小", ("size_fit",)),
-    (r"care|clean|wash|store|保养|清洗|清洁", ("materials_care",)),
-    (r"price|cost|cheap|expensive|discount|价格|多少钱|折扣", ("price", "list_price")),
-    (r"colou?r|tone|颜色", ("colour",)),
-    (r"brand|who makes|品牌|牌子", ("brand",)),
-    (r"occasion|wear|when|style|场合|什么时候|怎么搭", ("usage", "Occasion", "style_note")),
-    (r"men|women|gender|unisex|男|女", ("gender",)),
-)  # fmt: skip
+# Attributes the product's own fields answer, before its record's attributes and text.
+_OWN_FIELDS = {
+    "material": ("metal", "materials_care"),
+    "price": ("price", "list_price"),
+    "colour": ("colour",),
+    "brand": ("brand",),
+    "gender": ("gender",),
+    "occasion": ("usage", "style_note"),
+    "size": ("size_fit",),
+    "care": ("materials_care",),
+}
 
 
-def answer_product_question(ctx: ShopContext, product_id: str, question: str) -> ToolResult:
-    """The product's own fields that answer the question, quoted; no guessing beyond them."""
+def answer_product_question(
+    ctx: ShopContext, product_id: str, question: str, attribute: str | None = None
+) -> ToolResult:
+    """The product's own fields and record sentences that answer the question, quoted; no
+    guessing beyond them: no fact found means the listing does not say."""
     product = _product(ctx, product_id)
-    wanted: list[str] = []
-    for pattern, names in _TOPICS:
-        if re.search(pattern, question, re.IGNORECASE):
-            wanted += names
-    wanted = list(dict.fromkeys(wanted or ["description", "style_note"]))
-    facts = [Fact(product.id, n, v) for n in wanted if (v := _field(product, n))]
-    return ToolResult("answer_product_question", products=[product], facts=facts)
+    if attribute is None:
+        wanted = ["description", "style_note"]
+        facts = [Fact(product.id, n, v) for n in wanted if (v := _field(product, n))]
+        return ToolResult("answer_product_question", products=[product], facts=facts)
+    spec = load_lexicon().record_attributes.get(attribute)
+    names = list(_OWN_FIELDS.get(attribute, ())) + list(spec.fields if spec else ())
+    facts = [Fact(product.id, n, v) for n in dict.fromkeys(names) if (v := _field(product, n))]
+    for sentence in _sentences_about(product, spec.words if spec else ()):
+        if not any(sentence in f.value or f.value in sentence for f in facts):
+            facts.append(Fact(product.id, "description", sentence))
+    return ToolResult("answer_product_question", products=[product], facts=facts[:4])
+
+
+def _sentences_about(product: Product, words: tuple[str, ...]) -> list[str]:
+    """Sentences of the record's text that name one of ``words`` ("Warranty: 1 year")."""
+    if not words:
+        return []
+    pattern = re.compile(
+        r"(?<![a-z])(?:" + "|".join(re.escape(w) for w in words) + r")(?![a-z])", re.I
+    )
+    text = " ".join(t for t in (product.description, product.size_fit, product.materials_care))
+    # Catalog text runs "Case style: ... Dial style: ..." together: split at full stops and
+    # at the next "Label:".
+    parts = re.split(r"(?<=[.!?])\s+|\s{2,}|\s(?=[A-Z][a-z]+(?: [a-z]+)?:\s)", text)
+    return [p.strip() for p in parts if p.strip() and pattern.search(p)][:2]
 
 
 def _field(product: Product, name: str) -> str:

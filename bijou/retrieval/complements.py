@@ -20,7 +20,8 @@ import numpy as np
 
 from bijou.catalog.schema import Product
 from bijou.retrieval.index import ProductIndex, VectorQuery
-from bijou.retrieval.query import ARTICLE_VOCAB, QueryFilters, normalise
+from bijou.retrieval.lexicon import load_lexicon
+from bijou.retrieval.query import QueryFilters, normalise
 
 # Bump when mining changes, so cached tables from the old miner are re-mined.
 MINER_VERSION = 1
@@ -41,7 +42,9 @@ _WORD = re.compile(r"[a-z0-9]+")
 # same matching but costs ~0.4 ms a note (a 200-way alternation tried at every character);
 # this word lookup gives the same terms (checked by the tests) ~8x faster.
 _TERM_WORDS = {
-    tuple(term.split()): canon for term, canon in ARTICLE_VOCAB.values.items() if term.isascii()
+    tuple(text.split()): term.values
+    for text, term in load_lexicon().articles.terms.items()
+    if text.isascii()
 }
 _MAX_WORDS = max(len(words) for words in _TERM_WORDS)
 _FIRST_WORDS = frozenset(words[0] for words in _TERM_WORDS)
@@ -51,8 +54,7 @@ def note_terms(note: str) -> list[tuple[str, ...]]:
     """The article terms a note names, as their canonical articles, once each, in order."""
     text = normalise(note).lower()  # the same normalisation the query parser applies
     if not text.isascii():  # Chinese terms: the parser's own matcher
-        vocab = ARTICLE_VOCAB
-        return list(dict.fromkeys(vocab.values[m[0]] for m in vocab.pattern.finditer(text)))
+        return list(dict.fromkeys(term.values for _, term in load_lexicon().articles.find(text)))
     words = list(_WORD.finditer(text))
     found: list[tuple[str, ...]] = []
     i = 0
@@ -543,4 +545,55 @@ def best_combination(
         )
         if best_key is None or key < best_key:
             best, best_key = items, key
+    return best
+
+
+# --- described anchors and looks without one ------------------------------------------------
+
+
+def harmony_with(tones: Sequence[str], product: Product) -> float:
+    """How well a product's colours go with colours the shopper described, in [0, 1]."""
+    if not tones or not product.tones:
+        return UNKNOWN
+    return max(_tone_pair(a, b) for a in tones for b in product.tones)
+
+
+def tone_relation(tones: Sequence[str], theirs: Sequence[str]) -> tuple[str, str, str] | None:
+    """(kind, product tone, described tone) of the best-matching pair: "same" tone, a "metal"
+    against a colour, a "neutral", or the same colour "family"; None when nothing relates."""
+    best: tuple[float, str, str, str] | None = None
+    for mine in theirs:
+        for other in tones:
+            score = _tone_pair(mine, other)
+            if mine == other:
+                kind = "same"
+            elif mine in _METALS and other not in _METALS:
+                kind = "metal"
+            elif mine in _NEUTRALS:
+                kind = "neutral"
+            elif _family(mine) is not None and _family(mine) == _family(other):
+                kind = "family"
+            else:
+                continue
+            if best is None or score > best[0]:
+                best = (score, kind, mine, other)
+    return None if best is None else best[1:]
+
+
+def best_look(pools: Sequence[Sequence[Product]], budget: float | None) -> list[Product]:
+    """One product from each pool (each a category's candidates, best first), the set whose
+    rank and colour harmony are best within ``budget``; exhaustive over a handful per pool.
+    Empty when no full set fits."""
+    best: list[Product] = []
+    best_key: tuple[float, float, list[str]] | None = None
+    for combo in itertools.product(*pools):
+        total = sum(p.price for p in combo)
+        if budget is not None and total > budget + _PRICE_SLACK:
+            continue
+        ranks = sum(list(pool).index(p) for pool, p in zip(pools, combo, strict=True))
+        pairs = list(itertools.combinations(combo, 2))
+        fit = sum(harmony(a, b) for a, b in pairs) / max(len(pairs), 1)
+        key = (ranks / len(combo) - 2 * fit, total, [p.id for p in combo])
+        if best_key is None or key < best_key:
+            best, best_key = list(combo), key
     return best

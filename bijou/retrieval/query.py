@@ -1,252 +1,59 @@
-"""Deterministic shopper-query parser: free text (English or Chinese) -> hard filters + remainder.
+"""Deterministic shopper-query parser: free text (English, Chinese simplified or traditional,
+Hinglish) -> hard filters, a budget, the anchor a wanted item must go with, and a remainder.
 
-Standard library only: it runs on every request, so it must be cheap, predictable and testable.
+Every word it knows comes from the vocabulary files (`bijou.retrieval.lexicon`); this module
+holds only the grammar: how numbers, budgets, negations and "to go with" phrases are built.
+It runs on every request, so it is cheap, predictable and testable.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from functools import cache
+
+from bijou.retrieval.lexicon import (
+    CJK,
+    CJK_RE,
+    Lexicon,
+    Vocabulary,
+    alternation,
+    language_of,
+    load_lexicon,
+    to_simplified,
+)
+
+log = logging.getLogger(__name__)
 
 _MAX_CHARS = 1000  # real queries are short; the cap keeps the regex passes cheap on junk input
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_CJK_RE = re.compile(f"[{_CJK}]")
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-def _alternation(terms: Iterable[str]) -> str:
-    """Longest-first alternation; ASCII edges get word boundaries so "ring" misses "earring"."""
-    parts = []
-    for term in sorted(set(terms), key=len, reverse=True):
-        left = "(?<![a-z0-9])" if term[0].isascii() and term[0].isalnum() else ""
-        right = "(?![a-z0-9])" if term[-1].isascii() and term[-1].isalnum() else ""
-        parts.append(left + re.escape(term) + right)
-    return "|".join(parts)
-
-
-# fmt: off
-_JEWELLERY = ("Earrings", "Pendant", "Necklace and Chains", "Ring", "Bangle", "Bracelet",
-              "Jewellery Set")
-_BAGS = ("Handbags", "Clutches", "Backpacks", "Duffel Bag", "Laptop Bag", "Messenger Bag",
-         "Rucksacks", "Trolley Bag", "Waist Pouch", "Mobile Pouch")
-_W, _M = ("Women", "Unisex"), ("Men", "Unisex")
-
-# (synonyms, canonical catalog values, English gloss used in search_text for Chinese synonyms).
-# English synonyms get their plural added automatically; matching is longest-first.
-_Entry = tuple[tuple[str, ...], tuple[str, ...], str]
-
-_ARTICLES: tuple[_Entry, ...] = (
-    (("earring", "ear ring", "stud", "jhumka", "jhumki", "hoop", "dangler", "耳环", "耳钉", "耳坠"),
-     ("Earrings",), "earrings"),
-    (("pendant", "locket", "吊坠"), ("Pendant",), "pendant"),
-    (("necklace", "chain", "choker", "mangalsutra", "项链", "链子"), ("Necklace and Chains",),
-     "necklace"),
-    (("ring", "戒指"), ("Ring",), "ring"),
-    (("bangle", "kada", "手镯"), ("Bangle",), "bangle"),
-    (("bracelet", "手链"), ("Bracelet",), "bracelet"),
-    (("jewellery set", "jewelry set", "套装首饰", "首饰套装"), ("Jewellery Set",), "jewellery set"),
-    (("jewellery", "jewelry", "jewel", "首饰", "珠宝"), _JEWELLERY, "jewellery"),
-    (("watch", "wristwatch", "timepiece", "手表", "腕表"), ("Watches",), "watch"),
-    (("handbag", "purse", "tote", "手提包"), ("Handbags",), "handbag"),
-    (("bag", "包", "包包"), _BAGS, "bag"),
-    (("clutch", "手拿包"), ("Clutches",), "clutch"),
-    (("backpack", "双肩包", "背包"), ("Backpacks", "Rucksacks"), "backpack"),
-    (("rucksack",), ("Rucksacks", "Backpacks"), "rucksack"),
-    (("duffel bag", "duffle bag", "duffel", "gym bag"), ("Duffel Bag",), "duffel bag"),
-    (("laptop bag", "电脑包"), ("Laptop Bag",), "laptop bag"),
-    (("messenger bag", "sling bag", "斜挎包"), ("Messenger Bag",), "messenger bag"),
-    (("trolley bag", "trolley", "suitcase", "luggage", "行李箱", "拉杆箱"), ("Trolley Bag",),
-     "trolley bag"),
-    (("waist pouch", "belt bag", "fanny pack", "腰包"), ("Waist Pouch",), "waist pouch"),
-    (("mobile pouch", "phone pouch", "手机包"), ("Mobile Pouch",), "mobile pouch"),
-    (("tablet sleeve", "laptop sleeve"), ("Tablet Sleeve",), "tablet sleeve"),
-    (("wallet", "钱包"), ("Wallets",), "wallet"),
-    (("belt", "皮带", "腰带"), ("Belts",), "belt"),
-    (("perfume", "fragrance", "scent", "body mist", "cologne", "香水"),
-     ("Perfume and Body Mist", "Fragrance Gift Set"), "perfume"),
-    (("fragrance gift set", "perfume gift set", "香水礼盒"), ("Fragrance Gift Set",),
-     "perfume gift set"),
-    (("deodorant", "deo", "止汗露"), ("Deodorant",), "deodorant"),
-    (("sunglasses", "sunglass", "shades", "sunnies", "太阳镜", "墨镜"), ("Sunglasses",),
-     "sunglasses"),
-    (("dress", "连衣裙", "裙子"), ("Dresses",), "dress"),
-    (("saree", "sari", "纱丽"), ("Sarees",), "saree"),
-    (("scarf", "scarves", "stole", "围巾", "丝巾"), ("Scarves",), "scarf"),
-    (("cufflink", "cuff link", "袖扣"), ("Cufflinks", "Ties and Cufflinks"), "cufflinks"),
-    (("tie", "necktie", "领带"), ("Ties and Cufflinks",), "tie"),
-    (("jumpsuit", "连体裤"), ("Jumpsuit",), "jumpsuit"),
-)
-
-_PLAIN_COLOURS = ("Maroon", "Olive", "Teal", "Mustard", "Peach", "Lavender", "Tan", "Magenta",
-                  "Khaki", "Charcoal", "Rust", "Mauve", "Taupe", "Rose")
-_COLOURS: tuple[_Entry, ...] = (
-    (("gold", "golden", "gold plated", "gold tone", "gold toned", "yellow gold", "金", "金色",
-      "黄金"), ("Gold",), "gold"),
-    (("silver", "sterling", "sterling silver", "silver plated", "silver tone", "oxidised",
-      "oxidized", "银", "银色", "纯银"), ("Silver",), "silver"),
-    # The catalog has no "Rose Gold": such pieces are tagged Rose, Gold or Copper, so take all 3.
-    (("rose gold", "rosegold", "玫瑰金"), ("Rose", "Gold", "Copper"), "rose gold"),
-    (("white gold", "platinum", "白金", "铂金"), ("Silver", "White"), "white gold"),
-    (("steel", "stainless", "stainless steel", "不锈钢", "钢"), ("Steel",), "steel"),
-    (("navy", "navy blue", "藏青", "藏蓝", "海军蓝"), ("Navy Blue",), "navy blue"),
-    (("grey", "gray", "灰", "灰色"), ("Grey",), "grey"),
-    (("multi", "multicolour", "multicolor", "multi colour", "multi color", "multicoloured",
-      "multicolored", "colourful", "colorful", "多色", "彩色"), ("Multi",), "multicolour"),
-    (("wine", "burgundy", "wine red", "酒红", "酒红色"), ("Burgundy", "Maroon"), "burgundy"),
-    (("off white", "ivory", "米白", "米白色"), ("Off White",), "off white"),
-    (("black", "黑", "黑色"), ("Black",), "black"),
-    (("white", "白", "白色"), ("White",), "white"),
-    (("red", "红", "红色"), ("Red",), "red"),
-    (("blue", "蓝", "蓝色"), ("Blue",), "blue"),
-    (("green", "绿", "绿色"), ("Green",), "green"),
-    (("pink", "粉", "粉色", "粉红", "粉红色"), ("Pink",), "pink"),
-    (("purple", "violet", "紫", "紫色"), ("Purple",), "purple"),
-    (("brown", "棕", "棕色", "咖啡色", "褐色"), ("Brown",), "brown"),
-    (("yellow", "黄", "黄色"), ("Yellow",), "yellow"),
-    (("orange", "橙", "橙色"), ("Orange",), "orange"),
-    (("beige", "米色"), ("Beige",), "beige"),
-    (("cream", "奶油色"), ("Cream",), "cream"),
-    (("copper", "铜", "铜色"), ("Copper",), "copper"),
-    (("bronze", "古铜", "古铜色"), ("Bronze",), "bronze"),
-    (("metallic", "金属"), ("Metallic",), "metallic"),
-    (("turquoise", "turquoise blue", "绿松石"), ("Turquoise Blue",), "turquoise"),
-    (("coffee brown", "coffee"), ("Coffee Brown",), "coffee brown"),
-    (("mushroom brown",), ("Mushroom Brown",), "mushroom brown"),
-    (("sea green",), ("Sea Green",), "sea green"),
-    (("fluorescent green", "neon green"), ("Fluorescent Green",), "fluorescent green"),
-    (("lime green", "lime"), ("Lime Green",), "lime green"),
-    (("nude", "skin tone"), ("Skin",), "nude"),  # bare "skin" is too often not a colour
-    *(((c.lower(),), (c,), c.lower()) for c in _PLAIN_COLOURS),
-)
-
-_GENDERS: tuple[_Entry, ...] = (
-    (("wife", "girlfriend", "gf", "mom", "mum", "mummy", "mommy", "mother", "sister", "her",
-      "she", "women", "woman", "ladies", "lady", "female", "womens", "aunt", "aunty", "auntie",
-      "fiancee", "fiancée", "bride", "grandma", "grandmother", "granny", "bhabhi", "didi",
-      "女士", "女性", "女式", "女款", "女生", "女人", "老婆", "妻子", "太太", "女朋友", "女友",
-      "妈妈", "母亲", "姐姐", "妹妹", "奶奶", "外婆", "姥姥", "阿姨", "婶婶", "舅妈", "未婚妻",
-      "新娘", "她", "女"), _W, ""),
-    (("husband", "hubby", "boyfriend", "bf", "dad", "daddy", "papa", "father", "brother", "him",
-      "his", "he", "men", "man", "gents", "gent", "male", "mens", "uncle", "fiance", "fiancé",
-      "groom", "grandpa", "grandfather", "grandad", "granddad", "bhaiya", "男士", "男性", "男式",
-      "男款", "男生", "男人", "老公", "丈夫", "男朋友", "男友", "爸爸", "父亲", "哥哥", "弟弟",
-      "爷爷", "外公", "姥爷", "叔叔", "舅舅", "伯伯", "未婚夫", "新郎", "他", "男"), _M, ""),
-    (("daughter", "girl", "niece", "女儿", "女孩"), ("Girls", "Women", "Unisex"), ""),
-    (("son", "boy", "nephew", "儿子", "男孩"), ("Boys", "Men", "Unisex"), ""),
-    (("unisex", "中性", "男女通用"), ("Unisex",), ""),
-)
-
-_USAGES: tuple[_Entry, ...] = (
-    (("wedding", "bridal", "婚礼", "结婚"), ("Ethnic", "Party"), "wedding"),
-    (("festive", "festival", "diwali", "节日"), ("Ethnic", "Party"), "festive"),
-    (("traditional", "ethnic", "传统"), ("Ethnic", "Party"), "ethnic"),
-    (("party", "parties", "cocktail", "night out", "date night", "派对", "聚会", "晚宴", "约会"),
-     ("Party",), "party"),
-    (("office", "work", "formal", "business", "interview", "meeting", "corporate", "上班",
-      "办公", "正式", "商务", "面试", "职场"), ("Formal", "Smart Casual"), "office"),
-    (("smart casual",), ("Smart Casual",), "smart casual"),
-    (("casual", "everyday", "daily", "日常", "休闲"), ("Casual",), "casual"),
-    (("sports", "sport", "sporty", "gym", "running", "workout", "运动", "健身"), ("Sports",),
-     "sports"),
-    (("travel", "trip", "travelling", "traveling", "vacation", "旅行", "旅游"), ("Travel",),
-     "travel"),
-)
-
-_STOPWORDS = _words(
-    "a an the for my me i im m s t d ll ve re want wants wanted wanna would like to looking look "
-    "searching search show find get buy need needs some something any please pls plz with of in "
-    "on at and or that which is are be it can could you your we us our have has do does don "
-    "price priced prices cost costs costing range rupee rupees rs inr bucks budget pair one "
-    "suggest recommend help give colour colours color colors coloured colored what nothing "
-    "spend spending surprise coming up soon there this these those got really very nice "
-    "lower raise increase reduce change make now instead"
-)
-_ZH_STOP_RE = re.compile(_alternation(_words(
-    "我想要 我想买 我要买 我要 我想 想要 想买 帮我找 帮我 给我 请问 请 推荐 找一下 找 买 送给 "
-    "送 给 一条 一对 一个 一副 一只 一款 一件 一串 一枚 一套 一块 一些 的 我 有没有 吗 呢 吧 "
-    "啊 价格 价位 预算 在 和 或者 或 还有 适合 戴 款 卢比 块钱 元 买个 个"
-)))
-# Brand names that are also ordinary words only count when the shopper capitalised them.
-_ORDINARY = _words(
-    "guess police only mango arrow axe gas force mint just kiss forever lotus royal classic "
-    "basics jewel diva style fashion united colors life being human spice sparkle charm"
-)
-
-# --- prices -------------------------------------------------------------------------------
-_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
-              "七": 7, "八": 8, "九": 9}
-_ZH_UNITS = {"十": 10, "百": 100, "千": 1000}
-_MULTIPLIERS = {"k": 1e3, "thousand": 1e3, "千": 1e3, "lakh": 1e5, "lakhs": 1e5, "lac": 1e5,
-                "lacs": 1e5, "万": 1e4, "百": 1e2}
-_ZH_NUM = "[一二两三四五六七八九十][零〇一二两三四五六七八九十百千万]*"
-_NUM = (rf"(?:\d+(?:,\d{{2,3}})*(?:\.\d+)?(?:\s*(?:k(?!\s*gold)|thousand|lakhs?|lacs?)(?![a-z])"
-        rf"|\s*[百千万])?|{_ZH_NUM})")
-_NUM_PARTS = re.compile(
-    rf"(\d+(?:,\d{{2,3}})*(?:\.\d+)?)\s*(k|thousand|lakhs?|lacs?|[百千万])?|({_ZH_NUM})"
-)
-_CUR_PRE = r"(?:(?<![a-z])(?:rs\.?|inr|rupees?)|₹)"
-_CUR_POST = r"(?:(?:rupees?|rs\.?|inr|bucks)(?![a-z])|/-|₹|卢比|块钱|块|元)"
-_CURRENCY_RE = re.compile(f"{_CUR_PRE}|{_CUR_POST}")
-_UNIT = r"(?:ml|gms?|grams?|cm|mm|inch(?:es)?|pcs|pieces?|packs?|carats?|karats?|kt|ct|pairs?)"
-_MONEY = (rf"(?:{_CUR_PRE}\s*|(?<![a-z0-9])(?<!\d[.,])){_NUM}(?:\s*{_CUR_POST})?(?![a-z0-9])"
-          rf"(?!\s*(?:{_UNIT}(?![a-z])|[克件个只枚对条套副]|毫升))")
-
-
-def _cue(words: str) -> str:
-    return f"(?:{_alternation(words.split('|'))})"
-
-
-_CEIL_PRE = _cue("under|below|less than|lesser than|lower than|up to|upto|max|maximum|within|"
-                 "budget to|budget at|budget now|budget is now|limit to|cap at|cap it at|"
-                 "lower to|down to|drop to|reduce to|bring it to|bring it down to|"
-                 "no more than|not more than|not over|not above|no higher than|cheaper than|"
-                 "at most|at the most|at max|budget of|budget is|budget|<|<=|≤|"
-                 "can't spend more than|cant spend more than|cannot spend more than|"
-                 "can not spend more than|don't want to spend more than|not spend more than|"
-                 "nothing above|nothing over|nothing more than|nothing beyond|not beyond|"
-                 "my max is|max is|my limit is|limit is|limit of|limit|keep it under|"
-                 "低于|少于|不超过|不高于|不到|最多|最高|预算|预算是|预算为")
-_CEIL_POST = _cue("以内|以下|之内|内|budget|or less|or below|or under|and under|and below|max|"
-                  "tops|or cheaper")
-_FLOOR_PRE = _cue("over|above|more than|greater than|higher than|at least|atleast|min|minimum|"
-                  "starting|starting at|starting from|starts at|starts from|from|>|>=|≥|超过|高于|"
-                  "至少|最低|不低于|不少于|大于|多于")
-_FLOOR_POST = _cue("以上|起|and above|and up|or more|or above|plus|+|onwards|upwards|and more")
-_APPROX_PRE = _cue("around|about|roughly|approximately|approx|nearly|close to|~|大约|大概|约")
-_APPROX_POST = _cue("左右|上下|ish")
-_RANGE_CUE = _cue("between|from|budget|budget is|budget of|预算|预算在|预算是|价格在|在")
-_PRICE_RE = re.compile(
-    rf"(?P<range>(?:(?P<rcue>{_RANGE_CUE})\s*)?(?P<lo>{_MONEY})\s*(?:-|~|{_cue('to|and|到|至|和')})"
-    rf"\s*(?P<hi>{_MONEY})(?:\s*(?P<rpost>之间|之内|以内))?)"
-    rf"|(?P<approx>{_APPROX_PRE}\s*(?P<a1>{_MONEY})(?:\s*{_APPROX_POST})?"
-    rf"|(?P<a2>{_MONEY})\s*{_APPROX_POST})"
-    rf"|(?P<ceil>{_CEIL_PRE}\s*:?\s*(?P<c1>{_MONEY})(?:\s*{_CEIL_POST})?|(?P<c2>{_MONEY})\s*{_CEIL_POST})"
-    rf"|(?P<floor>{_FLOOR_PRE}\s*:?\s*(?P<f1>{_MONEY})(?:\s*{_FLOOR_POST})?"
-    rf"|(?P<f2>{_MONEY})\s*{_FLOOR_POST})"
-    rf"|(?P<bare>{_MONEY})"
-)
 _BARE_RANGE_MIN = 50  # an uncued, currency-less "6-8" is a size; shop prices start well above
-
-# --- negation and normalisation --------------------------------------------------------------
-_NEG_TAIL = re.compile(
-    r"(?:(?<![a-z])(?:no|not|non|nothing|isn't|isnt|aren't|arent|without|except|excluding|"
-    r"avoid|anything but|other than|"
-    r"don't want|dont want|do not want|never)(?:\s+(?:by|from))?|不要|非|除了|不是|别|不含)\s*$",
-    re.IGNORECASE,
+_NEGATION_WINDOW = 30  # characters before a term in which a "not" governs it
+_AFTER_WINDOW = 18  # characters after a term in which "nahi", "不要" negate it
+_ANCHOR_WORDS = {"owned": 4, "link": 7}  # words after "my" / "to go with" to the anchor's noun
+_ANCHOR_CJK_CHARS = 12  # the same reach in Chinese, which has no spaces
+_INTERROGATIVE = re.compile(r"^\s*(?:which|what|kaunsa|konsa|kaun sa|kya|什么|哪|啥)")
+_PRONOUN = re.compile(
+    r"^\s*(?:it|this|that|these|those|them|this one|that one|the (?:first|second|third|last)"
+    r"|它|这个|那个|这款|那款|ye|yeh|isse|is)\b"
 )
-_LIST_SEP = re.compile(r"\s*(?:,|/|or|nor|and|、|或者|或|和)?\s*", re.IGNORECASE)
-_SCRIPT_EDGE = re.compile(f"(?<=[{_CJK}])(?=[^{_CJK}\\s])|(?<=[^{_CJK}\\s])(?=[{_CJK}])")
+_CLAUSE_END = re.compile(r"[,.;!?，。；！？、]|\bbut\b|\band\b(?= (?:under|below|within|for))")
+
+# --- normalisation ----------------------------------------------------------------------------
+_SCRIPT_EDGE = re.compile(f"(?<=[{CJK}])(?=[^{CJK}\\s])|(?<=[^{CJK}\\s])(?=[{CJK}])")
 _LETTER_HYPHEN = re.compile(r"(?<=[^\W\d_])-(?=[^\W\d_])")  # "gold-plated" -> "gold plated"
 _POSSESSIVE = re.compile(r"(?<=[a-z])'s\b", re.IGNORECASE)  # "women's" -> "women"
 _PUNCT = str.maketrans({"’": "'", "‘": "'", "–": "-", "—": "-", "－": "-", "～": "~"})
-_NUMBER_TOKEN = re.compile(rf"\d+(?:[.,]\d+)*k?|thousand|lakhs?|lacs?|{_ZH_NUM}")
 
-# fmt: on
+
+def normalise(text: str) -> str:
+    """The form every parse starts from: NFKC, simplified Chinese, plain punctuation, scripts
+    spaced apart."""
+    text = to_simplified(unicodedata.normalize("NFKC", text).translate(_PUNCT))
+    text = _POSSESSIVE.sub("", _LETTER_HYPHEN.sub(" ", text))
+    return " ".join(_SCRIPT_EDGE.sub(" ", text).split())
 
 
 @dataclass(frozen=True)
@@ -266,83 +73,238 @@ class QueryFilters:
 
 
 @dataclass(frozen=True)
+class AnchorPhrase:
+    """What a wanted item must go with, as the shopper described it ("my maroon lehenga",
+    "gold jhumkas", "it")."""
+
+    text: str
+    articles: tuple[str, ...] = ()  # catalog articles it names, if the shop sells such things
+    colours: tuple[str, ...] = ()
+    garment: str | None = None  # something the shop does not sell ("lehenga")
+    pointer: bool = False  # "it", "this one": a product shown before
+
+
+@dataclass(frozen=True)
 class ParsedQuery:
     raw: str
     language: str
     filters: QueryFilters
     remainder: str
     search_text: str
+    budget_total: bool = False  # the budget is for several items together
+    article_groups: tuple[tuple[str, ...], ...] = ()  # the articles of each category named
+    anchor: AnchorPhrase | None = None
+    recipient: str | None = None  # the shopper's own word ("mom"), if any
+    text: str = ""  # the normalised text the parse read
+
+
+# --- the grammar the vocabularies are put into --------------------------------------------------
+def _cue(words: Iterable[str]) -> str:
+    words = [w for w in words if w]
+    return f"(?:{alternation(words)})" if words else r"(?!x)x"
 
 
 @dataclass(frozen=True)
-class _Vocab:
-    pattern: re.Pattern[str]
-    values: dict[str, tuple[str, ...]]
-    gloss: dict[str, str]  # CJK synonym -> English; English synonyms gloss as themselves
+class Grammar:
+    lexicon: Lexicon
+    price: re.Pattern[str]
+    currency: re.Pattern[str]
+    currency_after: re.Pattern[str]  # a currency word right after an amount
+    number_parts: re.Pattern[str]
+    number_token: re.Pattern[str]
+    number_words: re.Pattern[str]
+    total: re.Pattern[str]
+    regret: re.Pattern[str]
+    neg_before: re.Pattern[str]
+    neg_after: re.Pattern[str]
+    list_sep: re.Pattern[str]
+    owned: re.Pattern[str]
+    links: tuple[tuple[re.Pattern[str], str], ...]
+    zh_stop: re.Pattern[str]
+    structure: re.Pattern[str]  # "to go with", "my": phrases that shape a query, not search it
+    typo_targets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    known_words: frozenset[str] = frozenset()
 
 
-def _forms(term: str) -> tuple[str, ...]:
-    if not term.isascii():
-        return (term,)
-    return (term, term + ("es" if term.endswith(("s", "x", "ch", "sh")) else "s"))
-
-
-def _vocab(entries: Iterable[_Entry]) -> _Vocab:
-    values: dict[str, tuple[str, ...]] = {}
-    gloss: dict[str, str] = {}
-    for synonyms, canonical, english in entries:
-        for term in (form for s in synonyms for form in _forms(s)):
-            values.setdefault(term, canonical)
-            if not term.isascii():
-                gloss[term] = english
-    return _Vocab(re.compile(_alternation(values)), values, gloss)
-
-
-_VOCABS = {
-    kind: _vocab(table)
-    for kind, table in (
-        ("articles", _ARTICLES),
-        ("colours", _COLOURS),
-        ("genders", _GENDERS),
-        ("usages", _USAGES),
+@cache
+def grammar() -> Grammar:
+    """The parser's patterns, built once from the vocabularies."""
+    lex = load_lexicon()
+    b, n = lex.budget, lex.numbers
+    zh_num = f"[{''.join(n.zh_digits)}十][{''.join(n.zh_digits)}{''.join(n.zh_units)}]*"
+    multipliers = "k(?!\\s*gold)|thousand|lakhs?|lacs?"
+    num = (
+        rf"(?:\d+(?:,\d{{2,3}})*(?:\.\d+)?(?:\s*(?:{multipliers})(?![a-z])|\s*[百千万])?"
+        rf"|{zh_num})"
     )
-}
-# The category vocabulary, for modules that match it in other texts (stylist notes).
-ARTICLE_VOCAB = _VOCABS["articles"]
+    cur_pre = _cue(b.currency_before)
+    cur_post = _cue(b.currency_after)
+    units = _cue(b.quantity_units)
+    money = (
+        rf"(?:{cur_pre}\s*|(?<![a-z0-9])(?<!\d[.,])){num}(?:\s*{cur_post})?(?![a-z0-9])"
+        rf"(?!\s*{units})"
+    )
+    # "4000 all together", "一共3000": a total is a ceiling too.
+    ceil_pre = _cue([*b.ceiling_before, *b.total])
+    ceil_post = _cue([*b.ceiling_after, *b.total])
+    floor_pre, floor_post = _cue(b.floor_before), _cue(b.floor_after)
+    approx_pre, approx_post = _cue(b.approx_before), _cue(b.approx_after)
+    range_pre, joiners = _cue(b.range_before), _cue(b.range_joiners)
+    price = re.compile(
+        rf"(?P<range>(?:(?P<rcue>{range_pre})\s*)?(?P<lo>{money})\s*{joiners}"
+        rf"\s*(?P<hi>{money})(?:\s*(?P<rpost>之间|之内|以内|{ceil_post}))?)"
+        rf"|(?P<approx>{approx_pre}\s*(?P<a1>{money})(?:\s*{approx_post})?"
+        rf"|(?P<a2>{money})\s*{approx_post})"
+        rf"|(?P<ceil>{ceil_pre}\s*:?\s*(?P<c1>{money})(?:\s*{ceil_post})?"
+        rf"|(?P<c2>{money})\s*{ceil_post})"
+        rf"|(?P<floor>{floor_pre}\s*:?\s*(?P<f1>{money})(?:\s*{floor_post})?"
+        rf"|(?P<f2>{money})\s*{floor_post})"
+        rf"|(?P<bare>{money})"
+    )
+    word_numbers = [*n.units, *n.scales, *n.fractions, *n.shifts, *n.joiners]
+    word = _cue(word_numbers)
+    neg = lex.negation
+    known = frozenset(
+        w
+        for vocab in (lex.articles, lex.colours, lex.recipients, lex.occasions)
+        for t in vocab.terms
+        for w in t.split()
+    )
+    targets: dict[str, tuple[str, ...]] = {}
+    for term in sorted(known):
+        if term.isascii() and term.isalpha() and len(term) >= 6:
+            targets[term[0]] = (*targets.get(term[0], ()), term)
+    return Grammar(
+        lexicon=lex,
+        price=price,
+        currency=re.compile(f"{cur_pre}|{cur_post}"),
+        currency_after=re.compile(rf"\s*{cur_post}"),
+        number_parts=re.compile(
+            rf"(\d+(?:,\d{{2,3}})*(?:\.\d+)?)\s*({multipliers}|[百千万])?|({zh_num})"
+        ),
+        number_token=re.compile(rf"\d+(?:[.,]\d+)*k?|thousand|lakhs?|lacs?|{zh_num}"),
+        number_words=re.compile(rf"{word}(?:\s+{word})*"),
+        total=re.compile(_cue(b.total)),
+        regret=re.compile(rf"\W{{0,3}}(?:is |are |would be |seems )?{_cue(b.floor_regret_after)}"),
+        neg_before=re.compile(rf"(?:{_cue(neg.before)})(?:\s+(?:by|from))?\s*$"),
+        neg_after=re.compile(rf"^\s*(?:colou?r|tone|wala|wali|的)?\s*{_cue(neg.after)}"),
+        list_sep=re.compile(r"\s*(?:,|/|or|nor|and|、|或者|或|和|ya)?\s*"),
+        owned=re.compile(_cue(lex.anchors.owned)),
+        links=tuple((re.compile(_cue([ln.phrase])), ln.direction) for ln in lex.anchors.links),
+        zh_stop=re.compile(alternation(lex.zh_stopwords)),
+        structure=re.compile(
+            _cue([*lex.anchors.owned, *(ln.phrase for ln in lex.anchors.links), *b.total])
+        ),
+        typo_targets=targets,
+        known_words=known,
+    )
 
 
+# --- numbers ---------------------------------------------------------------------------------
+def _zh_number(text: str, g: Grammar) -> float:
+    digits, units = g.lexicon.numbers.zh_digits, g.lexicon.numbers.zh_units
+    total = section = digit = 0
+    last_unit = 1
+    for ch in text:
+        if ch in digits:
+            digit = digits[ch]
+            if digit == 0:
+                last_unit = 10  # "一千零五": a digit after 零 counts units
+        elif ch in units and units[ch] < 10_000:
+            section += (digit or 1) * units[ch]
+            digit, last_unit = 0, units[ch]
+        elif ch in units:  # 万
+            total += (section + digit) * units[ch]
+            section = digit = 0
+            last_unit = units[ch]
+    # A trailing bare digit abbreviates the next unit down: "三千五" is 3500.
+    return float(total + section + digit * max(last_unit // 10, 1))
+
+
+def _amount(text: str, g: Grammar) -> float | None:
+    m = g.number_parts.search(text)
+    if m is None:
+        return None
+    if m[3]:
+        return _zh_number(m[3], g)
+    scale = {"k": 1e3, "thousand": 1e3, "lakh": 1e5, "lakhs": 1e5, "lac": 1e5, "lacs": 1e5,
+             "千": 1e3, "万": 1e4, "百": 1e2}.get((m[2] or "").strip(), 1.0)  # fmt: skip
+    return float(m[1].replace(",", "")) * scale
+
+
+def words_value(tokens: list[str], g: Grammar) -> float | None:
+    """The value of a run of number words ("twelve hundred", "do hazaar paanch sau",
+    "saade teen hazaar"), or None when the run is not a number."""
+    n = g.lexicon.numbers
+    total, current, shift = 0.0, None, 0.0
+    for token in tokens:
+        if token in n.joiners:
+            continue
+        if token in n.shifts:
+            shift += n.shifts[token]
+        elif token in n.units:
+            current = (current or 0.0) + n.units[token] + shift
+            shift = 0.0
+        elif token in n.fractions:
+            current = (current or 0.0) + n.fractions[token]
+        elif token in n.scales:
+            scale = n.scales[token]
+            if scale < 1000:
+                current = (current or 1.0) * scale
+            else:
+                total += (current or 1.0) * scale
+                current = None
+        else:
+            return None
+    value = total + (current or 0.0)
+    return value or None
+
+
+def _number_words(text: str, g: Grammar) -> str:
+    """Number words become digits where they are surely an amount: the run has a scale word
+    ("three grand", "do hazaar") or a currency follows ("fifty rupees"). "The first one" and
+    "do you have" stay words."""
+    n = g.lexicon.numbers
+
+    def replace(m: re.Match[str]) -> str:
+        phrase = m[0]
+        tokens = _number_tokens(phrase, g)
+        counted = any(t in n.units or t in n.fractions for t in tokens)
+        if not counted or tokens[0] in n.joiners or re.search(r"\d\s*$", text[: m.start()]):
+            return phrase  # "2 thousand" is read with its digits
+        has_scale = any(t in n.scales for t in tokens)
+        if not (has_scale or g.currency_after.match(text, m.end())):
+            return phrase
+        value = words_value(tokens, g)
+        return phrase if value is None else f"{value:g}"
+
+    return g.number_words.sub(replace, text)
+
+
+def _number_tokens(phrase: str, g: Grammar) -> list[str]:
+    n = g.lexicon.numbers
+    words = {*n.units, *n.scales, *n.fractions, *n.shifts, *n.joiners}
+    vocab = sorted(words, key=len, reverse=True)
+    tokens, rest = [], phrase.strip()
+    while rest:
+        word = next((w for w in vocab if rest.startswith(w) and _edge(rest, len(w))), None)
+        if word is None:
+            return []
+        tokens.append(word)
+        rest = rest[len(word) :].strip()
+    return tokens
+
+
+def _edge(text: str, end: int) -> bool:
+    return end >= len(text) or not text[end].isalnum()
+
+
+# --- typos -----------------------------------------------------------------------------------
 # Shoppers type fast. A word one edit (or one swap) away from a catalog term of 6+ letters
 # ("silvr", "earings", "braclet") is read as that term; shorter terms are too close to
-# ordinary words ("good" is one edit from "gold"), so only listed slips are fixed for them.
-_TYPOS = {
-    "undr": "under",
-    "udner": "under",
-    "unde": "under",
-    "bellow": "below",
-    "belw": "below",
-    "neckless": "necklace",
-    "necklas": "necklace",
-    "jewlery": "jewellery",
-    "jewelery": "jewellery",
-    "jewlry": "jewelry",
-    "jwellery": "jewellery",
-    "rign": "ring",
-    "rngs": "rings",
-    "wach": "watch",
-    "watchs": "watches",
-    "glod": "gold",
-    "gld": "gold",
-    "blak": "black",
-    "blck": "black",
-    "balck": "black",
-    "whte": "white",
-}
-_TYPO_TARGETS: dict[str, tuple[str, ...]] = {}
-for _term in sorted({w for v in _VOCABS.values() for k in v.values for w in k.split()}):
-    if _term.isascii() and _term.isalpha() and len(_term) >= 6:
-        _TYPO_TARGETS.setdefault(_term[0], ())
-        _TYPO_TARGETS[_term[0]] += (_term,)
-_KNOWN_WORDS = frozenset(w for v in _VOCABS.values() for k in v.values for w in k.split())
+# ordinary words ("good" is one edit from "gold"), so only the listed slips (vocabulary
+# ``typos``) are fixed for them, and words that are brands as well as ordinary words
+# (``brand_words``: "guess what") are never corrected.
 
 
 def _one_edit(a: str, b: str) -> bool:
@@ -362,120 +324,127 @@ def _one_edit(a: str, b: str) -> bool:
     return short[i:] == long[i + 1 :]
 
 
-def _fix_typo(match: re.Match[str]) -> str:
-    word = match[0]
-    if word in _TYPOS:
-        return _TYPOS[word]
-    if len(word) < 5 or word in _KNOWN_WORDS or word in _STOPWORDS or word in _ORDINARY:
-        return word
-    found = [t for t in _TYPO_TARGETS.get(word[0], ()) if _one_edit(word, t)]
-    return found[0] if len(found) == 1 else word
+def _fix_typos(text: str, g: Grammar) -> str:
+    lex = g.lexicon
+
+    def fix(match: re.Match[str]) -> str:
+        word = match[0]
+        if word in lex.typos:
+            return lex.typos[word]
+        if len(word) < 5 or word in g.known_words or word in lex.stopwords:
+            return word
+        if word in lex.brand_words:
+            return word
+        found = [t for t in g.typo_targets.get(word[0], ()) if _one_edit(word, t)]
+        return found[0] if len(found) == 1 else word
+
+    return re.sub(r"(?<![\w])[a-z]+(?![\w])", fix, text)
 
 
-def _fix_typos(text: str) -> str:
-    return re.sub(r"(?<![\w])[a-z]+(?![\w])", _fix_typo, text)
-
-
-def normalise(text: str) -> str:
-    """The form every parse starts from: NFKC, plain punctuation, scripts spaced apart."""
-    text = unicodedata.normalize("NFKC", text).translate(_PUNCT)
-    text = _POSSESSIVE.sub("", _LETTER_HYPHEN.sub(" ", text))
-    return " ".join(_SCRIPT_EDGE.sub(" ", text).split())
-
-
-def _zh_number(text: str) -> float:
-    total = section = digit = 0
-    last_unit = 1
-    for ch in text:
-        if ch in _ZH_DIGITS:
-            digit = _ZH_DIGITS[ch]
-            if digit == 0:
-                last_unit = 10  # "一千零五": a digit after 零 counts units
-        elif ch in _ZH_UNITS:
-            section += (digit or 1) * _ZH_UNITS[ch]
-            digit, last_unit = 0, _ZH_UNITS[ch]
-        else:  # 万
-            total += (section + digit) * 10_000
-            section = digit = 0
-            last_unit = 10_000
-    # A trailing bare digit abbreviates the next unit down: "三千五" is 3500.
-    return float(total + section + digit * max(last_unit // 10, 1))
-
-
-def _amount(text: str) -> float | None:
-    m = _NUM_PARTS.search(text)
-    if m is None:
-        return None
-    if m[3]:
-        return _zh_number(m[3])
-    return float(m[1].replace(",", "")) * _MULTIPLIERS.get((m[2] or "").strip(), 1.0)
-
-
+# --- the parser ------------------------------------------------------------------------------
 def _blank(buf: list[str], start: int, end: int) -> None:
     buf[start:end] = " " * (end - start)
-
-
-def _negation_start(text: str, start: int, prev_neg_end: int | None) -> int | None:
-    """Where the negation governing a match at `start` begins, or None if it is not negated."""
-    if prev_neg_end is not None and _LIST_SEP.fullmatch(text, prev_neg_end, start):
-        return start  # "no gold or silver": the negation carries along the list
-    window = max(0, start - 24)
-    m = _NEG_TAIL.search(text[window:start])
-    return None if m is None else window + m.start()
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+@dataclass
+class _Found:
+    """What a parse has taken out of the text so far."""
+
+    values: dict[str, list[str]] = field(default_factory=dict)
+    glosses: list[tuple[int, str]] = field(default_factory=list)  # (position, English term)
+    article_groups: list[tuple[str, ...]] = field(default_factory=list)
+    anchor_articles: list[str] = field(default_factory=list)
+    anchor_colours: list[str] = field(default_factory=list)
+    garment: str | None = None
+    recipient: str | None = None
+
+    def add(self, kind: str, values: Iterable[str]) -> None:
+        self.values.setdefault(kind, []).extend(values)
+
+    def get(self, kind: str) -> tuple[str, ...]:
+        return _unique(self.values.get(kind, ()))
+
+
 class QueryParser:
     def __init__(self, brands: Iterable[str] = ()) -> None:
+        self.grammar = grammar()
+        self.lexicon = self.grammar.lexicon
         self._brands = {normalise(b).lower(): b for b in brands if b and b.strip()}
-        known = _ORDINARY | _STOPWORDS | {t for v in _VOCABS.values() for t in v.values}
+        lex = self.lexicon
+        known = (
+            lex.brand_words
+            | lex.stopwords
+            | set(lex.articles.terms)
+            | set(lex.colours.terms)
+            | set(lex.recipients.terms)
+            | set(lex.occasions.terms)
+        )
         self._ordinary = {k for k in self._brands if all(w in known for w in k.split())}
-        alternation = "|".join(re.escape(k) for k in sorted(self._brands, key=len, reverse=True))
+        alternation_ = "|".join(re.escape(k) for k in sorted(self._brands, key=len, reverse=True))
         self._brand_re = (
-            re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
-            if (self._brands)
-            else None
+            re.compile(rf"(?<!\w)(?:{alternation_})(?!\w)", re.IGNORECASE) if self._brands else None
         )
 
     def parse(self, text: str) -> ParsedQuery:
         raw = text if isinstance(text, str) else ""
         try:
             return self._parse(raw)
-        except Exception:  # a bad query must never break search; fall back to no filters
-            return ParsedQuery(raw, _language(raw), QueryFilters(), "", "")
+        except Exception:  # a bad query must never break search: no filters, but say so
+            log.exception("query parser failed on %r; searching without filters", raw[:200])
+            return ParsedQuery(raw, language_of(raw), QueryFilters(), "", "")
 
     def _parse(self, raw: str) -> ParsedQuery:
+        g = self.grammar
         text = normalise(raw[:_MAX_CHARS])
-        glosses: list[tuple[int, str]] = []  # (position, English term) for search_text
-        found: dict[str, list[str]] = {}
-        text = _fix_typos(self._take_brands(text, glosses, found).lower())
-        text, min_price, max_price = _take_prices(text)
-        for kind, vocab in _VOCABS.items():
-            text = _take_terms(kind, vocab, text, glosses, found)
-        exclude_colours = _unique(found.get("exclude_colours", ()))
-        exclude_brands = _unique(found.get("exclude_brands", ()))
+        found = _Found()
+        text = _fix_typos(self._take_brands(text, found).lower(), g)
+        text = _number_words(text, g)
+        read = text
+        text, min_price, max_price, total = _take_prices(text, g)
+        spans = _anchor_spans(text, g)
+        lex = self.lexicon
+        for kind, vocab in (
+            ("articles", lex.articles),
+            ("colours", lex.colours),
+            ("genders", lex.recipients),
+            ("usages", lex.occasions),
+        ):
+            text = _take_terms(kind, vocab, text, found, spans, g)
+        anchor = _anchor(read, spans, found, g)
+        exclude_colours = found.get("exclude_colours")
+        exclude_brands = found.get("exclude_brands")
         filters = QueryFilters(
-            articles=_unique(found.get("articles", ())),
-            colours=_unique(c for c in found.get("colours", ()) if c not in exclude_colours),
-            genders=_unique(found.get("genders", ())),
-            usages=_unique(found.get("usages", ())),
-            brands=_unique(b for b in found.get("brands", ()) if b not in exclude_brands),
+            articles=found.get("articles"),
+            colours=tuple(c for c in found.get("colours") if c not in exclude_colours),
+            genders=found.get("genders"),
+            usages=found.get("usages"),
+            brands=tuple(b for b in found.get("brands") if b not in exclude_brands),
             exclude_colours=exclude_colours,
             exclude_brands=exclude_brands,
             min_price=min_price,
             max_price=max_price,
         )
-        rest = _remainder(text)
-        english = [g for _, g in sorted(glosses)] + [t for t in rest if t.isascii()]
-        search_text = " ".join(_unique(w for w in english if not _CJK_RE.search(w)))
-        return ParsedQuery(raw, _language(raw), filters, " ".join(rest), search_text)
+        rest = _remainder(text, g)
+        english = [gl for _, gl in sorted(found.glosses)] + [t for t in rest if t.isascii()]
+        search_text = " ".join(_unique(w for w in english if not CJK_RE.search(w)))
+        return ParsedQuery(
+            raw,
+            language_of(raw),
+            filters,
+            " ".join(rest),
+            search_text,
+            budget_total=total and max_price is not None,
+            article_groups=_unique(found.article_groups),
+            anchor=anchor,
+            recipient=found.recipient,
+            text=read,
+        )
 
-    def _take_brands(
-        self, text: str, glosses: list[tuple[int, str]], found: dict[str, list[str]]
-    ) -> str:
+    def _take_brands(self, text: str, found: _Found) -> str:
         if self._brand_re is None:
             return text
         buf, prev_neg = list(text), None
@@ -483,79 +452,203 @@ class QueryParser:
             key = " ".join(m[0].lower().split())
             if key in self._ordinary and not m[0][0].isupper():
                 continue  # "guess what" is not the brand Guess
-            neg = _negation_start(text, m.start(), prev_neg)
-            kind = "brands" if neg is None else "exclude_brands"
-            found.setdefault(kind, []).append(self._brands[key])
+            neg = _negation(text.lower(), m.start(), m.end(), prev_neg, self.grammar)
+            found.add("brands" if neg is None else "exclude_brands", [self._brands[key]])
             if neg is None:
-                glosses.append((m.start(), key))
+                found.glosses.append((m.start(), key))
             else:
                 prev_neg = m.end()
-            _blank(buf, m.start() if neg is None else neg, m.end())
+            _blank(buf, min(m.start(), neg or m.start()), max(m.end(), _neg_end(neg, m)))
         return "".join(buf)
 
 
-def _take_prices(text: str) -> tuple[str, float | None, float | None]:
+def _neg_end(neg: int | None, m: re.Match[str]) -> int:
+    return m.end() if neg is None or neg <= m.start() else neg
+
+
+def _take_prices(text: str, g: Grammar) -> tuple[str, float | None, float | None, bool]:
     buf, low, high = list(text), None, None
-    for m in _PRICE_RE.finditer(text):
+    for m in g.price.finditer(text):
         if m["range"]:
-            a, b = _amount(m["lo"]), _amount(m["hi"])
-            cued = m["rcue"] or m["rpost"] or _CURRENCY_RE.search(m["range"])
+            a, b = _amount(m["lo"], g), _amount(m["hi"], g)
+            cued = m["rcue"] or m["rpost"] or g.currency.search(m["range"])
             if a is None or b is None or not (cued or min(a, b) >= _BARE_RANGE_MIN):
                 continue
             low, high = a, b
         elif m["approx"]:
-            value = _amount(m["a1"] or m["a2"])
-            if value is None or (value < _BARE_RANGE_MIN and not _CURRENCY_RE.search(m[0])):
+            value = _amount(m["a1"] or m["a2"], g)
+            if value is None or (value < _BARE_RANGE_MIN and not g.currency.search(m[0])):
                 continue  # "简约一点" (more minimalist) holds 约一, "about 1": not a price
             low, high = round(value * 0.8, 2), round(value * 1.2, 2)
         elif m["ceil"] or m["floor"]:
-            value = _amount(m["c1"] or m["c2"] or m["f1"] or m["f2"])
+            value = _amount(m["c1"] or m["c2"] or m["f1"] or m["f2"], g)
             if value is None:
                 continue
-            low, high = (low, value) if m["ceil"] else (value, high)
+            # "Anything over 2000 is too much" is a ceiling said with a floor's words.
+            ceiling = bool(m["ceil"]) or bool(g.regret.match(text, m.end()))
+            low, high = (low, value) if ceiling else (value, high)
         else:  # a lone amount is a price only with a currency, and then it is the budget
-            value = _amount(m["bare"])
-            if value is None or value < 10 or not _CURRENCY_RE.search(m["bare"]):
+            value = _amount(m["bare"], g)
+            if value is None or value < 10 or not g.currency.search(m["bare"]):
                 continue  # also keeps "一块手表" (one watch) from being ₹1
             high = value
         _blank(buf, m.start(), m.end())
     if low is not None and high is not None and low > high:
         low, high = high, low
-    return "".join(buf), low, high
+    total = bool(g.total.search(text)) and (low is not None or high is not None)
+    return "".join(buf), low, high, total
+
+
+def _negation(text: str, start: int, end: int, prev_neg_end: int | None, g: Grammar) -> int | None:
+    """Where the negation of a term at ``start:end`` is (its start before the term, or its end
+    after it), or None if the term is wanted."""
+    if prev_neg_end is not None and g.list_sep.fullmatch(text, prev_neg_end, start):
+        return start  # "no gold or silver": the negation carries along the list
+    window = max(0, start - _NEGATION_WINDOW)
+    if m := g.neg_before.search(text[window:start]):
+        return window + m.start()
+    for contrast in g.lexicon.negation.contrast:
+        before = text[max(0, start - len(contrast.cue) - 12) : start]
+        if re.search(rf"(?<![a-z]){re.escape(contrast.cue)}\s+(?:\w+\s+)?$", before) and any(
+            re.search(rf"(?<![a-z]){re.escape(w)}(?![a-z])", text[:start]) for w in contrast.when
+        ):
+            return start
+    if m := g.neg_after.match(text[end : end + _AFTER_WINDOW]):
+        return end + m.end()
+    return None
 
 
 def _take_terms(
     kind: str,
-    vocab: _Vocab,
+    vocab: Vocabulary,
     text: str,
-    glosses: list[tuple[int, str]],
-    found: dict[str, list[str]],
+    found: _Found,
+    spans: list[tuple[int, int]],
+    g: Grammar,
 ) -> str:
     buf, prev_neg = list(text), None
-    for m in vocab.pattern.finditer(text):
-        neg = _negation_start(text, m.start(), prev_neg) if kind == "colours" else None
-        if neg is None:
-            found.setdefault(kind, []).extend(vocab.values[m[0]])
-            if kind != "genders":
-                glosses.append((m.start(), vocab.gloss.get(m[0], m[0])))
+    for m, term in vocab.find(text):
+        in_anchor = any(s <= m.start() < e for s, e in spans)
+        if kind == "genders":
+            found.recipient = found.recipient or term.text
+            found.add(kind, _genders(term.values))
+            _blank(buf, m.start(), m.end())
+            continue
+        neg = (
+            _negation(text, m.start(), m.end(), prev_neg, g)
+            if kind == "colours" and not in_anchor
+            else None
+        )
+        if in_anchor and kind in ("articles", "colours"):
+            (found.anchor_articles if kind == "articles" else found.anchor_colours).extend(
+                term.values
+            )
+        elif neg is None:
+            found.add(kind, term.values)
+            found.glosses.append((m.start(), term.gloss))
+            if kind == "articles":
+                found.article_groups.append(term.values)
         else:
-            found.setdefault("exclude_colours", []).extend(vocab.values[m[0]])
+            found.add("exclude_colours", term.values)
             prev_neg = m.end()
-        _blank(buf, m.start() if neg is None else neg, m.end())
+        _blank(buf, min(m.start(), neg if neg is not None else m.start()), _neg_end(neg, m))
     return "".join(buf)
 
 
-def _remainder(text: str) -> list[str]:
-    tokens = re.split(r"[\W_]+", _ZH_STOP_RE.sub(" ", text))
-    return [t for t in tokens if t and t not in _STOPWORDS and not _NUMBER_TOKEN.fullmatch(t)]
+_GENDERS = {
+    "women": ("Women", "Unisex"),
+    "men": ("Men", "Unisex"),
+    "girls": ("Girls", "Women", "Unisex"),
+    "boys": ("Boys", "Men", "Unisex"),
+    "unisex": ("Unisex",),
+}
 
 
-def _language(text: str) -> str:
-    return "zh" if _CJK_RE.search(text) else "en"
+def _genders(keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(g for key in keys for g in _GENDERS.get(key, (key,)))
 
 
-_DEFAULT_PARSER = QueryParser()
+def _noun_end(text: str, start: int, g: Grammar, words: int) -> int | None:
+    """The end of the first article or garment word within ``words`` words after ``start``
+    in its clause, or None (a recipient or nothing comes first)."""
+    lex = g.lexicon
+    clause = _CLAUSE_END.search(text, start)
+    stop = clause.start() if clause else len(text)
+    if CJK_RE.match(text[start:].lstrip()[:1] or " "):
+        stop = min(stop, start + _ANCHOR_CJK_CHARS)
+    else:
+        spaces = [m.start() for m in re.finditer(r"\S+", text[start:stop])]
+        if len(spaces) > words:
+            stop = start + spaces[words]
+    firsts = []
+    for vocab in (lex.articles, lex.garments, lex.recipients):
+        m = vocab.pattern.search(text, start, stop)
+        if m is not None:
+            firsts.append((m.start(), vocab.name, m.end()))
+    if not firsts:
+        return None
+    _, name, end = min(firsts)
+    return None if name == "recipients" else end
+
+
+def _anchor_spans(text: str, g: Grammar) -> list[tuple[int, int]]:
+    """Where the text describes what the wanted item must go with: after "to go with",
+    "I'm wearing", "my" (up to its noun), before "ke saath". A span asking "which" or "what"
+    is the wanted item, not the anchor."""
+    spans: list[tuple[int, int]] = []
+    starts = [(m.start(), m.end(), "owned", "after") for m in g.owned.finditer(text)]
+    for pattern, direction in g.links:
+        starts += [(m.start(), m.end(), "link", direction) for m in pattern.finditer(text)]
+    for begin, at, kind, direction in sorted(starts):
+        if direction == "after" and not _INTERROGATIVE.match(text[at:]):
+            end = _noun_end(text, at, g, _ANCHOR_WORDS[kind])
+            pointer = _PRONOUN.match(text[at:]) if kind == "link" else None
+            if end is None and pointer is not None:
+                end = at + pointer.end()
+            if end is not None:
+                spans.append((at, end))
+        elif kind == "link":
+            # "Ke saath" follows its anchor; so does "go with" when what follows asks "which
+            # bag": "gold earrings go with which bag?"
+            clause = max((m.end() for m in _CLAUSE_END.finditer(text, 0, begin)), default=0)
+            if text[clause:begin].strip():
+                spans.append((clause, begin))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _anchor(
+    text: str, spans: list[tuple[int, int]], found: _Found, g: Grammar
+) -> AnchorPhrase | None:
+    if not spans:
+        return None
+    lex = g.lexicon
+    garment = None
+    for start, end in spans:
+        m = lex.garments.pattern.search(text, start, end)
+        if m is not None:
+            garment = lex.garments.terms[m[0]].gloss
+            break
+    articles, colours = _unique(found.anchor_articles), _unique(found.anchor_colours)
+    words = " ".join(" ".join(text[s:e].split()) for s, e in spans)
+    pointer = not (articles or colours or garment) and any(
+        _PRONOUN.match(text[s:e]) for s, e in spans
+    )
+    if not (articles or colours or garment or pointer):
+        return None
+    return AnchorPhrase(words, articles, colours, garment, pointer)
+
+
+def _remainder(text: str, g: Grammar) -> list[str]:
+    tokens = re.split(r"[\W_]+", g.zh_stop.sub(" ", g.structure.sub(" ", text)))
+    stop = g.lexicon.stopwords
+    return [t for t in tokens if t and t not in stop and not g.number_token.fullmatch(t)]
 
 
 def parse_query(text: str) -> ParsedQuery:
-    return _DEFAULT_PARSER.parse(text)
+    return QueryParser().parse(text)

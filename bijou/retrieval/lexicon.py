@@ -210,6 +210,26 @@ class Lexicon:
     def jewellery(self) -> tuple[str, ...]:
         return self.groups["jewellery"]
 
+    def all_phrases(self) -> set[str]:
+        """Every word and phrase of every vocabulary, lower case."""
+        phrases: set[str] = set(self.stopwords) | set(self.zh_stopwords)
+        for vocab in (self.articles, self.garments, self.colours, self.recipients,
+                      self.occasions, self.refinements, self.attributes):  # fmt: skip
+            phrases |= set(vocab.terms)
+        n, b, g, r = self.numbers, self.budget, self.negation, self.ranks
+        phrases |= {*n.units, *n.scales, *n.fractions, *n.shifts, *n.joiners}
+        for name in BudgetCues.__dataclass_fields__:
+            phrases |= set(getattr(b, name))
+        phrases |= {*g.before, *g.after, *r.ordinals, *r.nouns, *r.numbered, *r.both}
+        phrases |= {w for words in r.picks.values() for w in words}
+        phrases |= {
+            c.replace("...", " ").strip("^$ ") for cues in self.moves.values() for c in cues
+        }
+        phrases |= {*self.shopping, *self.openers, *self.alternatives, *self.cart_both}
+        phrases |= {w for words in self.relax.values() for w in words}
+        phrases |= {*self.anchors.owned, *(link.phrase for link in self.anchors.links)}
+        return phrases
+
 
 class LexiconError(ValueError):
     """A vocabulary file that does not follow the format: the message names file and key."""

@@ -164,14 +164,17 @@ def grammar() -> Grammar:
     word_numbers = [*n.units, *n.scales, *n.fractions, *n.shifts, *n.joiners]
     word = _cue(word_numbers)
     neg = lex.negation
-    known = frozenset(
+    # Typo targets are the catalog's words; every word any vocabulary knows is left alone
+    # ("stones" is not a slip for "stoles", nor "chautha" for "chauth").
+    targets_from = frozenset(
         w
         for vocab in (lex.articles, lex.colours, lex.recipients, lex.occasions)
         for t in vocab.terms
         for w in t.split()
     )
+    known = targets_from | frozenset(w for phrase in lex.all_phrases() for w in phrase.split())
     targets: dict[str, tuple[str, ...]] = {}
-    for term in sorted(known):
+    for term in sorted(targets_from):
         if term.isascii() and term.isalpha() and len(term) >= 6:
             targets[term[0]] = (*targets.get(term[0], ()), term)
     return Grammar(
@@ -180,7 +183,7 @@ def grammar() -> Grammar:
         currency=re.compile(f"{cur_pre}|{cur_post}"),
         currency_after=re.compile(rf"\s*{cur_post}"),
         number_parts=re.compile(
-            rf"(\d+(?:,\d{{2,3}})*(?:\.\d+)?)\s*({multipliers}|[百千万])?|({zh_num})"
+            rf"(\d+(?:,\d{{2,3}})*(?:\.\d+)?)\s*((?:{multipliers})(?![a-z])|[百千万])?|({zh_num})"
         ),
         number_token=re.compile(rf"\d+(?:[.,]\d+)*k?|thousand|lakhs?|lacs?|{zh_num}"),
         number_words=re.compile(rf"{word}(?:\s+{word})*"),

@@ -229,8 +229,15 @@ def _words(words: Sequence[str]) -> str:
 def _grammar() -> _Grammar:
     lex = load_lexicon()
     openers = _words(lex.openers)
+    # Cues are read on normalised text, so they are normalised too ("what's" -> "what").
     cues = {
-        Move(name): re.compile("|".join(f"(?:{_cue_regex(c, openers)})" for c in phrases))
+        Move(name): re.compile(
+            # Longest first, so a match covers all of its cue ("add it to my bag").
+            "|".join(
+                f"(?:{_cue_regex(normalise(c).lower(), openers)})"
+                for c in sorted(phrases, key=len, reverse=True)
+            )
+        )
         for name, phrases in lex.moves.items()
     }
     r = lex.ranks
@@ -386,13 +393,15 @@ class Understander:
         products = self._product_words(parsed)
         for move in RULE_ORDER:
             pattern = g.cues.get(move)
-            if pattern is None or not pattern.search(text):
+            cue = pattern.search(text) if pattern is not None else None
+            if cue is None:
                 continue
             if move in POINTING and products and not (context.shown or context.has_bundle):
                 continue  # "I'll take a gold ring under 2000" with nothing shown: a search
-            if move in _ELSEWHERE and self._names_other(parsed, context):
+            rest = text[: cue.start()] + " " + text[cue.end() :]
+            if move in _ELSEWHERE and self._names_other(rest, context):
                 continue  # "I'd like to buy a watch" while earrings are shown: a new search
-            if move in _SMALL_TALK and products:
+            if move in _SMALL_TALK and self._product_words(parsed, occasions=False):
                 continue  # "hi, I need earrings"; "write a letter" names no product
             return MoveVote(move, 1.0, "rules")
         if parsed.anchor is not None and (
@@ -407,9 +416,10 @@ class Understander:
             return MoveVote(Move.SEARCH, 0.9, "parse")  # "smaller ones": refine the search
         return None
 
-    @staticmethod
-    def _names_other(parsed: ParsedQuery, context: DialogContext) -> bool:
-        named = set(parsed.filters.articles)
+    def _names_other(self, text: str, context: DialogContext) -> bool:
+        """The text names a category that is not among those shown (the cue's own words,
+        like "bag" in "add it to my bag", aside)."""
+        named = {v for _, term in self.lexicon.articles.find(text) for v in term.values}
         return bool(named) and not context.has_bundle and not named & set(context.shown_articles)
 
     def _several(self, parsed: ParsedQuery, text: str) -> bool:
@@ -425,9 +435,10 @@ class Understander:
         )
 
     @staticmethod
-    def _product_words(parsed: ParsedQuery) -> int:
+    def _product_words(parsed: ParsedQuery, *, occasions: bool = True) -> int:
         """How much of a product request the message holds: categories, colours, prices,
-        brands, occasions (a recipient alone is not one: "write a letter to my mom")."""
+        brands, occasions (a recipient alone is not one: "write a letter to my mom"; nor,
+        for small talk, an occasion: "how do you work")."""
         f = parsed.filters
         return sum(
             bool(v)
@@ -437,7 +448,7 @@ class Understander:
                 f.exclude_colours,
                 f.brands,
                 f.exclude_brands,
-                f.usages,
+                f.usages if occasions else (),
                 f.min_price is not None or f.max_price is not None,
                 parsed.anchor is not None,
             )

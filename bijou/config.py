@@ -82,7 +82,14 @@ class SearchConfig(_Section):
 
 
 class LLMConfig(_Section):
-    backend: Literal["llama", "transformers"] = "llama"
+    # llama: llama.cpp in process; transformers: a Hugging Face folder (GPU); openai: an
+    # OpenAI-compatible server (llama.cpp server, vLLM) at base_url, `model` its model name.
+    backend: Literal["llama", "transformers", "openai"] = "llama"
+    base_url: str | None = None  # openai backend: e.g. http://127.0.0.1:8080/v1
+    api_key: str | None = None  # openai backend, when the server wants one
+    # How the openai backend asks for JSON: json_schema (OpenAI, vLLM) or json_object with
+    # a schema (llama.cpp's servers).
+    response_format: Literal["json_schema", "json_object"] = "json_schema"
     # A packaged model (see bijou/agent/llm.py: qwen2.5-coder-0.5b, qwen2.5-coder-1.5b,
     # smollm2-135m), assembled from its PyPI parts and checked by SHA-256 on first use.
     model: str = "qwen2.5-coder-0.5b"

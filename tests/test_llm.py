@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +26,7 @@ from bijou.agent.llm import (
     LLMTimeout,
     ModelFileError,
     ModelSpec,
+    OpenAIChatModel,
     assemble_model,
     load_chat_model,
     parse_json,
@@ -339,4 +341,84 @@ def test_transformers_backend(tiny_hf_model: Path, tmp_path: Path):
 def test_transformers_needs_a_model_folder(tmp_path: Path):
     config = BijouConfig(data_dir=tmp_path, llm=LLMConfig(backend="transformers"))
     with pytest.raises(ModelFileError, match="model_path"):
+        load_chat_model(config)
+
+
+# --------------------------------------------------------------------------- an OpenAI server
+
+
+@pytest.fixture(scope="module")
+def llama_server(qwen: LlamaChatModel, models_dir: Path) -> Iterator[str]:
+    """llama-cpp-python's own OpenAI-compatible server on the packaged model, in a child
+    process: the real thing a shop's llama.cpp or vLLM server stands in for."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    gguf = next(models_dir.glob("*.gguf"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+         "--port", str(port), "--n_threads", "1", "--n_ctx", "2048", "--model_alias", "qwen"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("llama_cpp.server did not start within 120 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_openai_backend_streams_and_keeps_to_a_schema(llama_server: str, tmp_path: Path):
+    config = BijouConfig.model_validate(
+        {
+            "data_dir": tmp_path,
+            "llm": {
+                "backend": "openai",
+                "base_url": llama_server,
+                "model": "qwen",
+                "response_format": "json_object",
+            },
+        }
+    )
+    model = load_chat_model(config)
+    assert isinstance(model, OpenAIChatModel)
+    pieces = list(model.stream([ChatMessage("user", "Say hello in three words.")], max_tokens=16))
+    assert len(pieces) > 1 and "".join(pieces).strip()
+    answer = model.complete_json(
+        [ChatMessage("user", "Is a gold ring jewellery? Answer as JSON.")],
+        INTENT_SCHEMA,
+        max_tokens=40,
+        timeout_s=60,
+    )
+    assert set(answer) >= set(INTENT_SCHEMA["required"])
+
+
+def test_openai_backend_errors_are_llm_errors(llama_server: str):
+    model = OpenAIChatModel(llama_server.replace("/v1", "/nowhere"), model="qwen")
+    with pytest.raises(LLMError, match="404"):
+        list(model.stream([ChatMessage("user", "hi")]))
+    dead = OpenAIChatModel("http://127.0.0.1:9/v1", model="qwen")
+    with pytest.raises(LLMError):
+        list(dead.stream([ChatMessage("user", "hi")], timeout_s=2))
+
+
+def test_openai_backend_needs_a_url(tmp_path: Path):
+    config = BijouConfig.model_validate({"data_dir": tmp_path, "llm": {"backend": "openai"}})
+    with pytest.raises(ModelFileError, match="base_url"):
         load_chat_model(config)

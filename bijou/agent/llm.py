@@ -6,6 +6,8 @@ backends behind one streaming interface.
   what it says against the deterministic parse and the catalog).
 - ``transformers`` (GPU machines): a Hugging Face model folder. No grammar library is
   available there, so schema output is only checked after generation.
+- ``openai``: any OpenAI-compatible server (llama.cpp's, vLLM, a hosted model) at
+  ``llm.base_url``; the server constrains JSON output to the schema.
 
 ``import bijou.agent.llm`` is cheap: llama_cpp, torch and transformers load on first use.
 """
@@ -461,6 +463,92 @@ class LlamaChatModel(_ChatBase):
             self._lock.release()
 
 
+class OpenAIChatModel(_ChatBase):
+    """Any server that speaks the OpenAI chat completions API: a llama.cpp server, vLLM on a
+    GPU, or a hosted model. Streams server-sent events; a JSON schema goes as the server's
+    ``response_format`` (``json_schema``, the OpenAI form vLLM takes, or ``json_object``
+    with a ``schema``, the form llama.cpp's servers take). The server queues and batches
+    concurrent requests itself, so there is no lock here."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str,
+        api_key: str | None = None,
+        max_tokens: int = 160,
+        temperature: float = 0.2,
+        seed: int = 13,
+        response_format: str = "json_schema",
+    ) -> None:
+        self.name = model
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.seed = seed
+        self.response_format = response_format
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        schema: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+    ) -> Iterator[str]:
+        body: dict[str, Any] = {
+            "model": self.name,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": max_tokens or self.max_tokens,
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "stream": True,
+        }
+        if schema is not None:
+            if self.response_format == "json_object":
+                body["response_format"] = {"type": "json_object", "schema": schema}
+            else:
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "answer", "schema": schema, "strict": True},
+                }
+        return self._generate(body, _deadline(timeout_s), timeout_s)
+
+    def _generate(
+        self, body: dict[str, Any], deadline: float | None, timeout_s: float | None
+    ) -> Iterator[str]:
+        import httpx
+
+        timeout = httpx.Timeout(timeout_s or 60.0, connect=min(timeout_s or 10.0, 10.0))
+        try:
+            with (
+                httpx.Client(timeout=timeout) as client,
+                client.stream("POST", self.url, json=body, headers=self.headers) as response,
+            ):
+                if response.status_code >= 400:
+                    detail = response.read().decode("utf-8", "replace")[:300]
+                    raise LLMError(f"the LLM server answered {response.status_code}: {detail}")
+                for line in response.iter_lines():
+                    _check_deadline(deadline, timeout_s)
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    try:
+                        choices = json.loads(data).get("choices") or [{}]
+                    except json.JSONDecodeError as exc:
+                        raise LLMError(f"the LLM server sent {data[:100]!r}") from exc
+                    piece = (choices[0].get("delta") or {}).get("content")
+                    if piece:
+                        yield piece
+        except httpx.TimeoutException as exc:
+            raise LLMTimeout(f"the LLM server did not answer within {timeout_s} s") from exc
+        except httpx.HTTPError as exc:
+            raise LLMError(f"the LLM server at {self.url} failed: {exc}") from exc
+
+
 @dataclass
 class _Generation:
     """The state shared with a transformers generation thread."""
@@ -629,6 +717,18 @@ def load_chat_model(config: BijouConfig) -> ChatModel:
     ``config.models_dir`` on first use."""
     llm = config.llm
     threads = llm.threads or config.threads
+    if llm.backend == "openai":
+        if not llm.base_url:
+            raise ModelFileError("the openai backend needs llm.base_url, e.g. http://host:8080/v1")
+        return OpenAIChatModel(
+            llm.base_url,
+            model=llm.model,
+            api_key=llm.api_key,
+            max_tokens=llm.max_tokens,
+            temperature=llm.temperature,
+            seed=config.seed,
+            response_format=llm.response_format,
+        )
     if llm.backend == "transformers":
         if llm.model_path is None:
             raise ModelFileError(

@@ -130,7 +130,9 @@ def reason(product: Product, state: DialogState, language: str, currency: str) -
         parts.append(colour_name(tone, "zh") if zh else f"{tone.lower()} tone")
     if product.metal and product.metal.lower() != tone.lower():
         parts.append(
-            f"{colour_name(product.metal, 'zh')}材质" if zh else f"{product.metal.lower()} base"
+            f"{_FILE['metals']['zh'].get(product.metal, product.metal)}材质"
+            if zh
+            else f"{product.metal.lower()} base"
         )
     if stone := product.attributes.get("Stone Type"):
         parts.append(f"镶{stone}" if zh else f"set with {stone.lower()}")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bijou.catalog.schema import Product
-from bijou.retrieval.lexicon import alternation, load_lexicon
+from bijou.retrieval.lexicon import alternation, load_lexicon, to_simplified
 from bijou.retrieval.query import QueryParser
 
 _LEXICON = load_lexicon()
@@ -60,7 +60,9 @@ _BUDGET_CUE = re.compile(
             _LEXICON.budget.ceiling_after,
             _LEXICON.budget.floor_before,
             _LEXICON.budget.approx_before,
-            ("budget", "预算", "your"),
+            _LEXICON.budget.floor_after,
+            _LEXICON.budget.range_before,
+            ("budget", "预算", "your", "from"),
         )
     ),
     re.IGNORECASE,
@@ -229,7 +231,7 @@ class ReplyVerifier:
             elif any(abs(value - p) < 0.5 for p in g.prices):
                 continue
             elif any(abs(value - b) < 0.5 for b in g.budgets):
-                if not _BUDGET_CUE.search(sentence):
+                if not speaks_of_budget(sentence):
                     bad("budget", f"{value:g}")  # the shopper's budget said as a price
             else:
                 bad("price", f"{value:g}")
@@ -318,3 +320,9 @@ def _echo(sentence: str, asked: str, titles: frozenset[str]) -> str:
 
 
 _TOKEN_RE = re.compile(r"[\u3400-\u9fff]|[^\W_]+")
+
+
+def speaks_of_budget(sentence: str) -> bool:
+    """The sentence frames its number as a budget ("under ₹2,000", "在₹2,000預算內"), in
+    either Chinese script."""
+    return bool(_BUDGET_CUE.search(to_simplified(sentence).lower()))

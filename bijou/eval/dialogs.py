@@ -64,6 +64,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bijou.agent.agent import SYSTEM_PROMPT, TASKS, ReplyView, ShoppingAgent, TextDelta
+from bijou.agent.verify import amounts, speaks_of_budget
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
 
@@ -1059,25 +1060,6 @@ _CUED_PRICE_RE = re.compile(
     r"售价|价格|价钱)\s*(?:is\s*|为|是)?(\d{1,3}(?:,\d{2,3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?!\s*%)",
     re.IGNORECASE,
 )
-# A number framed as the shopper's budget rather than as what something costs.
-_BUDGET_CUE = re.compile(
-    r"\b(?:under|below|within|budget|up to|less than|at most|max(?:imum)?|limit|or less|"
-    r"range|around|about|between|above|over|more than|spend|no more)\b|"
-    r"预算|以内|以下|之内|不超过|左右|以上|范围|低于|高于",
-    re.IGNORECASE,
-)
-# Amounts with a unit ("100 ml", "18k", "2 years"): they must come from a product record.
-_QUANTITY_RE = re.compile(
-    r"(?<![\w.])(\d+(?:\.\d+)?)\s?(ml|mm|cm|kg|gms?|grams?|g|carats?|ct|kt|karats?|"
-    r"atm|bar|m|years?|yrs?|months?|毫升|毫米|厘米|克拉|克)(?![\w])",
-    re.IGNORECASE,
-)
-_UNITS = {
-    "毫升": "ml", "毫米": "mm", "厘米": "cm", "克": "g", "gm": "g", "gms": "g", "gram": "g",
-    "grams": "g", "克拉": "ct", "carat": "ct", "carats": "ct", "karat": "kt", "karats": "kt",
-    "year": "years", "yr": "years", "yrs": "years", "month": "months",
-}  # fmt: skip
-
 _SENTENCE_ENDS = ("\n", ". ", "。", "！", "？")
 
 
@@ -1113,10 +1095,8 @@ def _span(match: re.Match[str]) -> int:
 
 def text_quantities(text: str) -> set[tuple[float, str]]:
     """Amounts with a unit, as (value, canonical unit): ``100ml`` and ``100 毫升`` are
-    ``(100.0, "ml")``."""
-    return {
-        (float(m[1]), _UNITS.get(m[2].lower(), m[2].lower())) for m in _QUANTITY_RE.finditer(text)
-    }
+    ``(100.0, "ml")`` (the verifier's own reading, so both judge amounts alike)."""
+    return amounts(text)
 
 
 def _record_text(product: Product) -> str:
@@ -1156,14 +1136,16 @@ def ground(
     allowed_numbers: Iterable[float] = (),
     search: Callable[[str], list[Product]] | None = None,
     said: Iterable[str] = (),
+    earlier: Iterable[str] = (),
 ) -> Grounding:
     """The reply's facts against the catalog: each product shown (title, price, colour),
     each price in its text and each amount with a unit. A price must be one of a product
     shown or a total of the reply; ``allowed_numbers`` (budgets the shopper stated, or the
     agent derived from them) pass only in a sentence that speaks of a budget ("under ₹2,000"),
     never as what something costs. An amount with a unit ("100 ml") must be in the record of
-    a product shown or in the shopper's own words (``said``). ``search`` finds a catalog
-    product named next to a text price."""
+    a product shown or in the shopper's own words (``said``). Products shown earlier in the
+    dialog (``earlier``, ids) may be spoken of again: an answer about "the second one".
+    ``search`` finds a catalog product named next to a text price."""
     result = Grounding()
     records: list[Product] = []
     for view in _shown(reply):
@@ -1188,6 +1170,11 @@ def ground(
     prices: set[float] = set()
     for view in _shown(reply):
         prices |= {float(view.price), float(view.list_price)}
+    for pid in dict.fromkeys(earlier):
+        product = lookup(pid)
+        if product is not None:
+            records.append(product)
+            prices |= {float(product.price), float(product.list_price)}
     if reply.bundle is not None:
         prices.add(float(reply.bundle.total))
         if reply.bundle.budget is not None:
@@ -1197,7 +1184,7 @@ def ground(
     text = reply.text.lower()
     for value, sentence in text_prices(reply.text):
         result.facts += 1
-        as_budget = _close(value, budgets) and _BUDGET_CUE.search(sentence)
+        as_budget = _close(value, budgets) and speaks_of_budget(sentence)
         if (
             _close(value, prices)
             or as_budget
@@ -1296,6 +1283,7 @@ def _score(
     previous: ReplyView | None,
     allowed: set[float],
     said: Sequence[str] = (),
+    earlier: Sequence[str] = (),
 ) -> TurnRecord:
     expected = turn.expect.language or scenario.language
     record = TurnRecord(number=number, said=turn.said, result=result, language_expected=expected)
@@ -1322,7 +1310,7 @@ def _score(
             lookup=lookup,
             said=result.transcript or turn.user or "",
         )
-        record.grounding = ground(reply, lookup, allowed, client.search, said)
+        record.grounding = ground(reply, lookup, allowed, client.search, said, earlier)
     except Exception as exc:  # a catalog lookup that failed: the turn cannot be judged
         record.result.error = f"scoring failed: {_error_text(exc)}"
         return record
@@ -1346,6 +1334,7 @@ def run_scenario(scenario: Scenario, client: DialogClient, run: int) -> RunRecor
     previous: ReplyView | None = None
     allowed: set[float] = set()
     said: list[str] = []
+    seen: list[str] = []  # product ids shown so far in this run
     for number, turn in enumerate(scenario.turns, start=1):
         if session is None:
             result = TurnResult(error=failure)
@@ -1359,8 +1348,10 @@ def run_scenario(scenario: Scenario, client: DialogClient, run: int) -> RunRecor
                 said.append(words)
                 heard = said_numbers(words)
                 allowed |= heard | {round(n * 0.8, 2) for n in heard}  # "cheaper", no picks
-        record = _score(scenario, number, turn, result, client, previous, allowed, said)
+        record = _score(scenario, number, turn, result, client, previous, allowed, said, seen)
         turns.append(record)
+        if result.reply is not None:
+            seen += [v.id for v in _shown(result.reply)]
         if result.reply is not None and result.reply.products:
             # "cheaper": one under the cheapest shown.
             allowed.add(round(min(p.price for p in result.reply.products) - 1, 2))

@@ -47,7 +47,8 @@ def to_simplified(text: str) -> str:
 
 def to_traditional(text: str) -> str:
     """Simplified Chinese as traditional, for a shopper who writes traditional characters."""
-    return _converter("s2t").convert(text) if CJK_RE.search(text) else text
+    # Taiwan's standard forms (為, 裡), which Hong Kong readers read as well.
+    return _converter("s2tw").convert(text) if CJK_RE.search(text) else text
 
 
 def script_of(text: str) -> str:

@@ -496,8 +496,10 @@ class ShoppingAgent:
             self._complements_for_description(turn)
             return
         state, lang = turn.ctx.state, turn.language
-        target = self._one_target(turn, targets or ([state.focus] if state.focus else []))
+        # "A clutch to carry with it" after several picks: the top pick, the one led with.
+        target = next(iter([*targets, *([state.focus] if state.focus else []), *state.shown]), None)
         if target is None:
+            turn.lead = say(lang, "nothing_shown")
             return
         anchor = self.shop.get(target)
         wanted = list(u.articles) or None
@@ -558,7 +560,14 @@ class ShoppingAgent:
         )
         picks = [p for _, p in ranked[: self.settings.max_products]]
         self._show(turn, picks)
-        what = anchor.text or anchor.garment or ""
+        noun = (
+            phrases.garment_name(anchor.garment, lang)
+            if anchor.garment
+            else (phrases.article_name(anchor.articles[0], lang) if anchor.articles else "")
+        )
+        joiner = "" if lang == "zh" else " "
+        what = joiner.join([*(phrases.colour_name(c, lang) for c in anchor.colours[:1]), noun])
+        what = what.strip() or anchor.text
         turn.cards = [
             ProductCard(c.rank, c.product, phrases.described_reason(c.product, anchor, lang))
             for c in turn.cards

@@ -88,6 +88,11 @@ def colour_name(colour: str, language: str) -> str:
     return colour.lower()
 
 
+def garment_name(garment: str, language: str) -> str:
+    """ "lehenga" (the vocabulary's gloss) as a reply in ``language`` names it."""
+    return _chinese_names("garments").get(garment, garment) if language == "zh" else garment
+
+
 def usage_name(usage: str, language: str) -> str:
     if language == "zh":
         return _chinese_names("occasions").get(usage, usage)
@@ -172,7 +177,11 @@ def described_reason(product: Product, anchor: Anchor, language: str) -> str:
     from the colour relation of the two (the same tone, a metal against a colour, a
     neutral)."""
     zh = language == "zh"
-    what = anchor.garment or (article_name(anchor.articles[0], language) if anchor.articles else "")
+    what = (
+        garment_name(anchor.garment, language)
+        if anchor.garment
+        else (article_name(anchor.articles[0], language) if anchor.articles else "")
+    )
     if zh:
         what = what or "这身"
     relation = tone_relation(anchor.colours, product.tones)
@@ -206,13 +215,24 @@ def comparison(
     Names each product once; never compares one with itself."""
     if len(products) < 2:
         return ""
+    if products[0].id == products[1].id:
+        return say(language, "which")
     a, b = products[0], products[1]
+    # Two listings may share a title: then they are named by their place in the list.
+    same = a.title == b.title
+
+    def name(p: Product) -> str:
+        rank = rank_of.get(p.id)
+        if same and rank is not None:
+            return say(language, "rank_name", ordinal=ordinal(rank, language))
+        return p.title
+
     if a.price == b.price:
         lead = say(
             language,
             "compare_same_price",
-            first=a.title,
-            second=b.title,
+            first=name(a),
+            second=name(b),
             price=money(a.price, currency),
         )
     else:
@@ -220,18 +240,24 @@ def comparison(
         lead = say(
             language,
             "compare_cheaper",
-            cheap=cheap.title,
+            cheap=name(cheap),
             cheap_price=money(cheap.price, currency),
-            dear=dear.title,
+            dear=name(dear),
             dear_price=money(dear.price, currency),
             difference=money(dear.price - cheap.price, currency),
         )
+    lead = lead[:1].upper() + lead[1:]
     differing = list(dict.fromkeys(f.field for f in facts if f.field not in ("price",)))
     if differing:
         joiner = "、" if language == "zh" else ", "
         what = joiner.join(field_name(name, language) for name in differing[:3])
         lead += ("" if language == "zh" else " ") + say(language, "compare_also", what=what)
     return lead
+
+
+def ordinal(rank: int, language: str) -> str:
+    words = _FILE["ordinals"][_lang(language)]
+    return str(words[rank - 1]) if 0 < rank <= len(words) else f"#{rank}"
 
 
 def product_line(rank: int | None, product: Product, why: str, currency: str) -> str:

@@ -86,7 +86,8 @@ class SearchProductsArgs(BaseModel):
     like_product_id: str | None = Field(
         default=None, description="Find products similar to this one (same category)"
     )
-    limit: int = Field(default=3, ge=1, le=10)
+    # Up to 20: a complement for a described outfit ranks a wider pool by colour harmony.
+    limit: int = Field(default=3, ge=1, le=20)
 
 
 def search_products(
@@ -167,6 +168,9 @@ def find_complements(
     metal harmony, visual similarity), within the shopper's budget and exclusions."""
     anchor = _product(ctx, product_id)
     filters = _cross_sell_filters(ctx.state)
+    if filters.genders and anchor.gender not in ("Unisex", *filters.genders):
+        # The recipient said earlier is not the anchor's wearer: the anchor decides.
+        filters = replace(filters, genders=())
     if colours:
         filters = replace(filters, colours=tuple(colours))
     if max_price is not None:

@@ -489,11 +489,13 @@ def test_reason_names_the_matched_tone_and_the_budget(language: str) -> None:
     state = DialogState(colours=["Silver"], max_price=1500)
     text = reason(two_tone, state, language, "₹")
     assert "\n" not in text and text
+    # Gold plating on a silver base shows gold: the reason says what a shopper sees, and the
+    # base metal beside it.
     if language == "en":
-        assert text.startswith("Silver tone")  # the tone asked for, not the listed colour
+        assert text.startswith("Gold tone, silver base")
         assert "within your ₹1,500 budget" in text
     else:
-        assert text.startswith("银色")
+        assert text.startswith("金色，银材质")
         assert "在₹1,500预算内" in text
 
 

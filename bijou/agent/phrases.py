@@ -17,6 +17,7 @@ from bijou.agent.state import DialogState
 from bijou.catalog.schema import Product
 from bijou.retrieval.complements import shared_tone, tone_relation
 from bijou.retrieval.lexicon import load_lexicon
+from bijou.retrieval.look import look_of
 
 if TYPE_CHECKING:
     from bijou.agent.tools import Fact
@@ -129,8 +130,9 @@ def reason(product: Product, state: DialogState, language: str, currency: str) -
     """One line on why this product fits, from its own fields and what the shopper asked."""
     zh = language == "zh"
     parts: list[str] = []
-    matched = [t for t in product.tones if t in state.colours]
-    tone = matched[0] if matched else (product.colour or "")
+    look = look_of(product)
+    matched = [t for t in look.tones if t in state.colours]
+    tone = matched[0] if matched else (look.main(product.article) or "")
     if tone:
         parts.append(colour_name(tone, "zh") if zh else f"{tone.lower()} tone")
     if product.metal and product.metal.lower() != tone.lower():
@@ -184,7 +186,7 @@ def described_reason(product: Product, anchor: Anchor, language: str) -> str:
     )
     if zh:
         what = what or "这身"
-    relation = tone_relation(anchor.colours, product.tones)
+    relation = tone_relation(anchor.colours, look_of(product).tones)
     if relation is None:
         return f"适合搭配您的{what}" if zh else f"suits your {what}".strip()
     kind, mine, theirs = relation

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from bijou.catalog.schema import Product
 from bijou.retrieval.lexicon import alternation, load_lexicon, to_simplified
+from bijou.retrieval.look import look_of
 from bijou.retrieval.query import QueryParser
 
 _LEXICON = load_lexicon()
@@ -137,7 +138,7 @@ class Grounding:
         stated = {float(n) for n in budgets}
         stated |= {v for v in (request.min_price, request.max_price) if v is not None}
         text = " ".join([said, extra_text, *(_text_of(p) for p in products)])
-        colours = {c for p in products for c in p.tones} | {p.colour for p in products}
+        colours = {c for p in products for c in (*p.tones, *look_of(p).tones)}
         colours |= set(request.colours) | set(request.exclude_colours)
         return cls(
             prices=frozenset(prices),

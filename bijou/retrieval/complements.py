@@ -21,6 +21,7 @@ import numpy as np
 from bijou.catalog.schema import Product
 from bijou.retrieval.index import ProductIndex, VectorQuery
 from bijou.retrieval.lexicon import load_lexicon
+from bijou.retrieval.look import look_of
 from bijou.retrieval.query import QueryFilters, normalise
 
 # Bump when mining changes, so cached tables from the old miner are re-mined.
@@ -285,19 +286,20 @@ def _tone_pair(a: str, b: str) -> float:
 
 def harmony(a: Product, b: Product) -> float:
     """How well two products' colours and metals go together, in [0, 1]."""
-    if not a.tones or not b.tones:
+    tones_a, tones_b = look_of(a).tones, look_of(b).tones
+    if not tones_a or not tones_b:
         return UNKNOWN
-    metals_a = [t for t in a.tones if t in _METALS]
-    metals_b = [t for t in b.tones if t in _METALS]
+    metals_a = [t for t in tones_a if t in _METALS]
+    metals_b = [t for t in tones_b if t in _METALS]
     # Mixed metals spoil a look even when a neutral colour would otherwise carry it.
     if metals_a and metals_b and max(_tone_pair(x, y) for x in metals_a for y in metals_b) < 0.5:
         return MIXED_METALS
-    return max(_tone_pair(x, y) for x in a.tones for y in b.tones)
+    return max(_tone_pair(x, y) for x in tones_a for y in tones_b)
 
 
 def shared_tone(a: Product, b: Product) -> str | None:
     """The tone both share, for the explanation ("both Gold"): a metal before a colour."""
-    shared = set(a.tones) & set(b.tones)
+    shared = set(look_of(a).tones) & set(look_of(b).tones)
     if not shared:
         return None
     return min(shared, key=lambda t: (t not in _METALS, t in _NEUTRALS, t))
@@ -553,9 +555,10 @@ def best_combination(
 
 def harmony_with(tones: Sequence[str], product: Product) -> float:
     """How well a product's colours go with colours the shopper described, in [0, 1]."""
-    if not tones or not product.tones:
+    theirs = look_of(product).tones
+    if not tones or not theirs:
         return UNKNOWN
-    return max(_tone_pair(a, b) for a in tones for b in product.tones)
+    return max(_tone_pair(a, b) for a in tones for b in theirs)
 
 
 def tone_relation(tones: Sequence[str], theirs: Sequence[str]) -> tuple[str, str, str] | None:

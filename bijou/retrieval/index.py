@@ -20,6 +20,7 @@ import numpy as np
 
 from bijou.catalog.schema import Product
 from bijou.config import IndexConfig
+from bijou.retrieval.look import look_of
 from bijou.retrieval.query import QueryFilters
 
 LAYOUT_VERSION = 1
@@ -99,7 +100,8 @@ def payload_of(product: Product) -> dict[str, Any]:
         **product.model_dump(),
         "product_id": product.id,
         "category": product.sub,
-        "tones": list(product.tones),
+        # Colours are matched against the product's real look, not its colour field alone.
+        "tones": list(look_of(product).tones),
         "fingerprint": product.fingerprint,
     }
 

@@ -205,6 +205,7 @@ class Lexicon:
     groups: Mapping[str, tuple[str, ...]]
     metal_tones: Mapping[str, str]
     record_attributes: Mapping[str, RecordAttribute]
+    palette: Mapping[str, tuple[int, int, int]]  # colour name -> sRGB, for photos
     sources: Mapping[str, Mapping[str, Any]] = field(repr=False)  # the raw files, for tests
 
     @property
@@ -411,6 +412,10 @@ def load_lexicon(folder: Path = VOCAB_DIR) -> Lexicon:
         record_attributes={
             name: RecordAttribute(tuple(spec.get("fields") or ()), tuple(spec.get("words") or ()))
             for name, spec in attributes.items()
+        },
+        palette={
+            name: tuple(int(c) for c in rgb)  # type: ignore[misc]
+            for name, rgb in (catalog.get("palette") or {}).items()
         },
         sources={"catalog.yaml": catalog, **dict(files)},
     )

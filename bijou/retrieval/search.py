@@ -22,7 +22,8 @@ from bijou.catalog.schema import Product
 from bijou.config import BijouConfig, SearchConfig
 from bijou.fusion.encoders import Encoders, load_encoders
 from bijou.fusion.video import product_videos
-from bijou.retrieval.index import Hit, IndexPoint, ProductIndex, Sparse, VectorQuery
+from bijou.retrieval.index import DENSE_VECTORS, Hit, IndexPoint, ProductIndex, Sparse, VectorQuery
+from bijou.retrieval.look import LOOK_VERSION
 from bijou.retrieval.query import ParsedQuery, QueryFilters, QueryParser
 
 # BM25 document weights depend on these; they are part of the index's encoder versions.
@@ -237,7 +238,7 @@ def fuse_products(
 
 
 def index_versions(encoders: Encoders) -> tuple[dict[str, str], dict[str, int]]:
-    versions = {**encoders.versions, "sparse": BM25_VERSION}
+    versions = {**encoders.versions, "sparse": BM25_VERSION, "payload": LOOK_VERSION}
     dim = encoders.text.dim
     return versions, {"text": dim, "image": encoders.image.dim, "fused": dim}
 
@@ -284,6 +285,8 @@ class SearchEngine:
         """Make the index hold exactly ``products``: encode only new or changed ones (upsert by
         id, so running it twice changes nothing) and, with ``prune``, delete the rest."""
         versions, dims = index_versions(self.encoders)
+        if not rebuild and self.payload_outdated():
+            self.repayload()
         if not rebuild and self.fusion_outdated():
             self.refuse()
         self.index.ensure(versions, dims, rebuild=rebuild)
@@ -299,13 +302,42 @@ class SearchEngine:
         added = sum(p.id not in current for p in changed)
         return SyncReport(added, len(changed) - added, len(stale), len(products) - len(changed))
 
+    def payload_outdated(self) -> bool:
+        """True when the index's vectors are current but its payloads were written by an
+        older look reading (an index from before it has no "payload" entry)."""
+        manifest = self.index.manifest
+        if manifest is None:
+            return False
+        versions, _ = index_versions(self.encoders)
+        held = {k: v for k, v in manifest.encoders.items() if k != "payload"}
+        wanted = {k: v for k, v in versions.items() if k != "payload"}
+        fused = {**held, "fusion": wanted.get("fusion", "")} == wanted
+        return manifest.encoders.get("payload") != LOOK_VERSION and (held == wanted or fused)
+
+    def repayload(self, chunk: int = 512) -> None:
+        """Rewrite every point's payload (and BM25 vector) from the vectors the index holds:
+        seconds for a new look reading, where a rebuild would re-encode every product."""
+        ids = list(self.index.fingerprints())
+        for start in tqdm(range(0, len(ids), chunk), desc="payloads", unit="batch"):
+            part = ids[start : start + chunk]
+            held = self.index.vectors(part, list(DENSE_VECTORS))
+            points = [
+                IndexPoint(p, held.get(p.id, {}), self.search.sparse.document(p.document()))
+                for p in self.index.get_many(part)
+            ]
+            self.index.upsert(points)
+        manifest = self.index.manifest
+        assert manifest is not None
+        self.index.refit({**manifest.encoders, "payload": LOOK_VERSION})
+
     def fusion_outdated(self) -> bool:
         """True when the index differs from the configured models in its fused vectors only."""
         manifest = self.index.manifest
         if manifest is None:
             return False
         versions, _ = index_versions(self.encoders)
-        held = manifest.encoders  # an index from before fusion existed has no "fusion" entry
+        # An index from before fusion existed has no "fusion" entry; payloads are apart.
+        held = {**manifest.encoders, "payload": versions["payload"]}
         return held != versions and {**held, "fusion": versions["fusion"]} == versions
 
     def refuse(self, chunk: int = 512) -> None:

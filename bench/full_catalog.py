@@ -16,9 +16,10 @@ def main(source: Path, out: Path) -> None:
     with zipfile.ZipFile(source / "images_60x80.zip") as archive:
         names = set(archive.namelist())
     out.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(source / "myntra_styles.jsonl.gz", "rt", encoding="utf-8") as rows, gzip.open(
-        out, "wt", encoding="utf-8"
-    ) as dst:
+    with (
+        gzip.open(source / "myntra_styles.jsonl.gz", "rt", encoding="utf-8") as rows,
+        gzip.open(out, "wt", encoding="utf-8") as dst,
+    ):
         for line in rows:
             row = json.loads(line)
             image = f"images_60x80/{row['id']}.jpg"

@@ -153,6 +153,33 @@ def train_moves_command(
     _err(f"saved {path}: {len(examples)} examples, {len(classifier.labels)} moves")
 
 
+@app.command("train-compatibility")
+def train_compatibility_command(
+    config_path: ConfigOption = None,
+    out: Annotated[Path | None, typer.Option(help="checkpoint path")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    seed: Annotated[int | None, typer.Option(help="default: the config's seed")] = None,
+) -> None:
+    """Train the complements' compatibility model on the indexed catalog's fused vectors
+    (stylist-note pairs and rule pairs, split by note); the default path is the checkpoint
+    the package ships. Measure it with bench/compatibility.py."""
+    from bijou.retrieval import compatibility as cm
+
+    config = _config(config_path)
+    engine = _engine(config)
+    try:
+        products = engine.index.get_many(sorted(engine.index.fingerprints()))
+        vectors = cm.product_vectors(engine, products)
+        seed = config.seed if seed is None else seed
+        split = cm.split_products(products, seed)
+        model = cm.train(products, vectors, split, epochs=epochs, seed=seed)
+    finally:
+        engine.index.close()
+    path = out or cm.CHECKPOINT
+    model.save(path)
+    _err(f"saved {path} ({model.version})")
+
+
 def _sync(config: BijouConfig, engine: SearchEngine, rebuild: bool = False) -> None:
     """Bring the index in line with the configured catalog, reporting bad rows."""
     catalog_path, _ = catalog_sources(config)
@@ -168,7 +195,10 @@ def _engine(config: BijouConfig) -> SearchEngine:
     engine = SearchEngine.load(config)
     if engine.index.manifest is None:
         _sync(config, engine)
-    elif engine.fusion_outdated():
+        return engine
+    if engine.payload_outdated():
+        engine.repayload()
+    if engine.fusion_outdated():
         engine.refuse()
     return engine
 

@@ -32,6 +32,7 @@ from bijou.catalog.schema import Product
 from bijou.config import AgentConfig, BijouConfig
 from bijou.retrieval.complements import best_look, harmony_with
 from bijou.retrieval.lexicon import load_lexicon, to_traditional
+from bijou.retrieval.reasons import Reason, colour_reasons
 from bijou.retrieval.search import SearchEngine, SearchRequest
 from bijou.retrieval.shop import LocalShop, Shop
 from bijou.retrieval.understanding import (
@@ -410,7 +411,7 @@ class ShoppingAgent:
         )
         lang = turn.language
         turn.cross_sell = [
-            CrossSellCard(c.product, anchor.id, phrases.pair_reason(c.product, anchor, lang))
+            CrossSellCard(c.product, anchor.id, self._why(c.reasons, anchor, lang))
             for c in result.complements
         ]
         if turn.cross_sell:
@@ -522,8 +523,8 @@ class ShoppingAgent:
         products = [c.product for c in result.complements]
         self._show(turn, products)
         turn.cards = [
-            ProductCard(c.rank, c.product, phrases.pair_reason(c.product, anchor, lang))
-            for c in turn.cards
+            ProductCard(i, c.product, self._why(c.reasons, anchor, lang))
+            for i, c in enumerate(result.complements, 1)
         ]
         turn.lines = [
             phrases.product_line(c.rank, c.product, c.reason, self.currency) for c in turn.cards
@@ -553,11 +554,20 @@ class ShoppingAgent:
         if not result.products:
             self._nothing(turn)
             return
-        tones = anchor.colours
+        # What is said for each: its colour facts against the described colours, and the
+        # occasion when it is the one asked for; the ones with the most to say come first.
+        said = {
+            p.id: (
+                *colour_reasons(anchor.colours, p),
+                *[Reason("occasion", (p.usage,)) for _ in [1] if p.usage in state.usages],
+            )
+            for p in result.products
+        }
         ranked = sorted(
             enumerate(result.products),
-            key=lambda item: (-harmony_with(tones, item[1]) if tones else 0.0, item[0]),
-        )
+            key=lambda item: (-len(said[item[1].id][:2]), -harmony_with(anchor.colours, item[1]),
+                              item[0]),
+        )  # fmt: skip
         picks = [p for _, p in ranked[: self.settings.max_products]]
         self._show(turn, picks)
         noun = (
@@ -569,9 +579,10 @@ class ShoppingAgent:
         what = joiner.join([*(phrases.colour_name(c, lang) for c in anchor.colours[:1]), noun])
         what = what.strip() or anchor.text
         turn.cards = [
-            ProductCard(c.rank, c.product, phrases.described_reason(c.product, anchor, lang))
+            ProductCard(c.rank, c.product, phrases.pair_reason(said[c.product.id], noun, lang,
+                                                               yours=True))
             for c in turn.cards
-        ]
+        ]  # fmt: skip
         turn.lines = [
             phrases.product_line(c.rank, c.product, c.reason, self.currency) for c in turn.cards
         ]
@@ -639,6 +650,7 @@ class ShoppingAgent:
             return
         bundle = result.bundle
         items = [c.product for c in bundle.items]
+        why = {c.product.id: self._why(c.reasons, anchor, lang) for c in bundle.items}
         turn.bundle = BundleCard(anchor, items, bundle.total, budget)
         state.bundle = [anchor.id, *(p.id for p in items)]
         turn.lead = say(
@@ -649,12 +661,13 @@ class ShoppingAgent:
             budget=budget_words,
         )
         turn.lines.append(phrases.product_line(None, anchor, "", self.currency))
-        turn.lines += [
-            phrases.product_line(None, p, phrases.pair_reason(p, anchor, lang), self.currency)
-            for p in items
-        ]
+        turn.lines += [phrases.product_line(None, p, why[p.id], self.currency) for p in items]
         turn.grounded += [anchor, *items]
         turn.totals.append(bundle.total)
+
+    @staticmethod
+    def _why(reasons: tuple[Reason, ...], anchor: Product, lang: str) -> str:
+        return phrases.pair_reason(reasons, phrases.article_name(anchor.article, lang), lang)
 
     def _do_blurb(self, turn: _Turn, targets: list[str]) -> None:
         """A description to post: of the last set, or of the products pointed at."""

@@ -15,13 +15,12 @@ import yaml
 
 from bijou.agent.state import DialogState
 from bijou.catalog.schema import Product
-from bijou.retrieval.complements import shared_tone, tone_relation
 from bijou.retrieval.lexicon import load_lexicon
 from bijou.retrieval.look import look_of
+from bijou.retrieval.reasons import Reason
 
 if TYPE_CHECKING:
     from bijou.agent.tools import Fact
-    from bijou.retrieval.understanding import Anchor
 
 TEMPLATES_FILE = Path(__file__).with_name("templates.yaml")
 _FILE: dict[str, Any] = yaml.safe_load(TEMPLATES_FILE.read_text(encoding="utf-8"))
@@ -61,26 +60,44 @@ def money(value: float, currency: str) -> str:
 
 
 @cache
-def _chinese_names(kind: str) -> dict[str, str]:
-    """catalog value -> its first Chinese word in the vocabulary: Earrings -> 耳环."""
+def _names(kind: str, language: str) -> dict[str, str]:
+    """catalog value -> its first word in the vocabulary of ``language``: Earrings -> 耳环,
+    Watches -> watch."""
     vocab = getattr(load_lexicon(), kind)
     exact: dict[str, str] = {}
+    primary: dict[str, str] = {}  # "Backpacks | Rucksacks": backpack names Backpacks first
     loose: dict[str, str] = {}
     for text, term in vocab.terms.items():
-        if term.language != "zh":
+        if term.language != language:
             continue
         if len(term.values) == 1:
             exact.setdefault(term.values[0], text)
+        primary.setdefault(term.values[0], text)
         for value in term.values:
             loose.setdefault(value, text)
-    return {**loose, **exact}
+    return {**loose, **primary, **exact}
+
+
+def _chinese_names(kind: str) -> dict[str, str]:
+    return _names(kind, "zh")
+
+
+def _first_words(kind: str) -> dict[str, str]:
+    return _names(kind, "en")
+
+
+def _plural(word: str) -> str:
+    if word.endswith(("ss", "x", "ch", "sh")):
+        return word + "es"
+    return word if word.endswith("s") else word + "s"
 
 
 def article_name(article: str, language: str, plural: bool = False) -> str:
+    """The article as a reply names it: "necklace" (or "necklaces"), 项链."""
     if language == "zh":
         return _chinese_names("articles").get(article, article)
-    name = article.lower()
-    return name + ("s" if plural and not name.endswith("s") else "")
+    name = _first_words("articles").get(article, article.lower())
+    return _plural(name) if plural else name
 
 
 def colour_name(colour: str, language: str) -> str:
@@ -163,47 +180,31 @@ def reason(product: Product, state: DialogState, language: str, currency: str) -
     return text[:1].upper() + text[1:] if text else ""
 
 
-def pair_reason(product: Product, anchor: Product, language: str) -> str:
-    """Why a suggestion goes with the product it is suggested beside."""
-    zh = language == "zh"
-    article = article_name(anchor.article, language)
-    tone = shared_tone(anchor, product)
-    if tone:
-        name = colour_name(tone, language)
-        return f"和{article}同为{name}" if zh else f"{name} like the {article}"
-    return f"和{article}风格相配" if zh else f"pairs with the {article}"
-
-
-def described_reason(product: Product, anchor: Anchor, language: str) -> str:
-    """Why a product goes with something the shopper described ("your maroon lehenga"),
-    from the colour relation of the two (the same tone, a metal against a colour, a
-    neutral)."""
-    zh = language == "zh"
-    what = (
-        garment_name(anchor.garment, language)
-        if anchor.garment
-        else (article_name(anchor.articles[0], language) if anchor.articles else "")
-    )
-    if zh:
-        what = what or "这身"
-    relation = tone_relation(anchor.colours, look_of(product).tones)
-    if relation is None:
-        return f"适合搭配您的{what}" if zh else f"suits your {what}".strip()
-    kind, mine, theirs = relation
-    mine_name, theirs_name = colour_name(mine, language), colour_name(theirs, language)
-    if zh:
-        return {
-            "same": f"和您的{what}同为{theirs_name}",
-            "metal": f"{mine_name}衬托{theirs_name}，经典搭配",
-            "neutral": f"{mine_name}百搭，配{theirs_name}不出错",
-            "family": f"{mine_name}和{theirs_name}同属一个色系",
-        }[kind]
-    return {
-        "same": f"{theirs_name} like your {what}",
-        "metal": f"{mine_name} sets off {theirs_name}, a classic pairing",
-        "neutral": f"{mine_name} goes with {theirs_name} and with everything else",
-        "family": f"{mine_name} sits in the same colour family as {theirs_name}",
-    }[kind]
+def pair_reason(reasons: Sequence[Reason], noun: str, language: str, *, yours: bool = False) -> str:
+    """Why a suggestion goes with a piece (``noun``: "necklace"; with ``yours``, something
+    the shopper owns: "maroon lehenga"): its two strongest checkable reasons, in words."""
+    table = _FILE["reasons"][_lang(language)]
+    anchor = table["yours" if yours else "the"].format(noun=noun)
+    whose = table["your_whose" if yours else "whose"].format(noun=noun)
+    said = []
+    for reason in reasons[:2]:
+        values = reason.values
+        if reason.kind == "completes":
+            said.append(table["completes"][values[0]].format(anchor=anchor))
+        elif reason.kind == "note":
+            said.append(table["note"].format(anchor=anchor))
+        elif reason.kind == "tone":
+            said.append(table["tone"].format(anchor=anchor, tone=colour_name(values[0], language)))
+        elif reason.kind == "contrast":
+            mine, other = (colour_name(v, language) for v in values)
+            said.append(table["contrast"].format(whose=whose, mine=mine, other=other))
+        elif reason.kind == "neutral":
+            colour = colour_name(values[0], language)
+            said.append(table["neutral"].format(anchor=anchor, colour=colour))
+        else:
+            said.append(table["occasion"].format(usage=usage_name(values[0], language)))
+    text = ("，" if language == "zh" else "; ").join(said)
+    return text if language == "zh" else text[:1].upper() + text[1:]
 
 
 def comparison(

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -23,6 +23,11 @@ from bijou.retrieval.index import ProductIndex, VectorQuery
 from bijou.retrieval.lexicon import load_lexicon
 from bijou.retrieval.look import look_of
 from bijou.retrieval.query import QueryFilters, normalise
+from bijou.retrieval.reasons import Reason, in_price_band, near_substitute, reasons
+
+if TYPE_CHECKING:
+    from bijou.fusion.models import Fuser
+    from bijou.retrieval.compatibility import CompatibilityModel
 
 # Bump when mining changes, so cached tables from the old miner are re-mined.
 MINER_VERSION = 1
@@ -314,8 +319,11 @@ class Complement:
     score: float
     pairing: float  # (a) for (anchor article, this article)
     harmony: float  # (b)
-    similarity: float  # (c) mean cosine to the anchor over the text and image vectors, >= 0
+    # (c) how well the two go together: the learned compatibility in [0, 1] where the model
+    # ships, else the mean cosine to the anchor over the text and image vectors, >= 0
+    similarity: float
     shared_tone: str | None
+    reasons: tuple[Reason, ...] = ()  # why they go together, each checkable
 
 
 @dataclass(frozen=True)
@@ -328,9 +336,39 @@ class Bundle:
 
 @dataclass(frozen=True)
 class ComplementWeights:
-    pairing: float = 0.45
-    harmony: float = 0.25
-    similarity: float = 0.3
+    pairing: float = 0.4
+    harmony: float = 0.2
+    similarity: float = 0.4
+
+
+class Compatibility:
+    """The learned compatibility on fused product vectors (bijou.retrieval.compatibility):
+    wins within a category on held-out stylist notes (docs/complements.md), so it ranks the
+    candidates of each target category; the mined pairings choose the categories."""
+
+    def __init__(self, model: CompatibilityModel, fuser: Fuser) -> None:
+        self.model = model
+        self.fuser = fuser
+
+    @classmethod
+    def load(cls) -> Compatibility | None:
+        from bijou.fusion.models import load_fuser
+        from bijou.retrieval.compatibility import load_compatibility
+
+        model = load_compatibility()
+        fuser = load_fuser("gated")
+        return None if model is None or fuser is None else cls(model, fuser)
+
+    def fused(self, held: dict[str, np.ndarray]) -> np.ndarray:
+        text = held["text"][None]
+        image = held.get("image", np.zeros_like(held["text"]))[None]
+        return self.fuser.products(text, image, np.array(["image" in held]))[0]
+
+    def score(self, anchor: Product, held: dict[str, np.ndarray], product: Product,
+              mine: dict[str, np.ndarray]) -> float:  # fmt: skip
+        """In [0, 1]."""
+        a, b = self.fused(held), self.fused(mine)
+        return float((self.model.score(a, anchor.article, b[None], product.article)[0] + 1) / 2)
 
 
 VECTORS = ("text", "image")
@@ -360,11 +398,13 @@ class ComplementFinder:
         pairings: PairingTable,
         weights: ComplementWeights | None = None,
         candidates: int = 20,
+        compatibility: Compatibility | None = None,
     ) -> None:
         self.index = index
         self.pairings = pairings
         self.weights = weights or ComplementWeights()
         self.candidates = candidates  # nearest products per target article and vector
+        self.compatibility = compatibility
 
     def find(
         self,
@@ -424,7 +464,7 @@ class ComplementFinder:
         per_article: int,
     ) -> dict[str, list[Complement]]:
         if articles is not None:
-            return self._candidates(anchor, articles, filters, exclude_ids)
+            return self._candidates(anchor, articles, filters, exclude_ids, asked=True)
         # A few spare partners stand in for those the filters (often gender) leave empty.
         targets = [a for a, _ in self.pairings.targets(anchor.article, k + 3)]
         found = self._candidates(anchor, targets, filters, exclude_ids)
@@ -464,6 +504,7 @@ class ComplementFinder:
         articles: Sequence[str],
         filters: QueryFilters,
         exclude_ids: Sequence[str],
+        asked: bool = False,
     ) -> dict[str, list[Complement]]:
         """article -> its scored candidates, best first (ties by product id)."""
         articles = list(dict.fromkeys(articles))
@@ -490,7 +531,13 @@ class ComplementFinder:
         for product in self.index.get_many(ids):
             if filters.max_price is not None and product.price > filters.max_price:
                 continue  # the index filters on price already; never trust one layer alone
-            found[product.article].append(self._score(anchor, product, held, vectors))
+            if near_substitute(anchor, product, asked=asked):
+                continue  # a second bag beside a bag, a bangle beside a watch
+            if filters.max_price is None and not in_price_band(anchor, product):
+                continue
+            scored = self._score(anchor, product, held, vectors)
+            if scored.reasons:  # a suggestion with nothing true to say for it is none
+                found[product.article].append(scored)
         for scored in found.values():
             scored.sort(key=lambda c: (-c.score, c.product.id))
         return dict(found)
@@ -503,8 +550,11 @@ class ComplementFinder:
         vectors: dict[str, dict[str, np.ndarray]],
     ) -> Complement:
         mine = vectors.get(product.id, {})
-        cosines = [_cosine(held[n], mine[n]) for n in VECTORS if n in held and n in mine]
-        similarity = max(0.0, float(np.mean(cosines))) if cosines else 0.0
+        if self.compatibility is not None and "text" in held and "text" in mine:
+            similarity = self.compatibility.score(anchor, held, product, mine)
+        else:
+            cosines = [_cosine(held[n], mine[n]) for n in VECTORS if n in held and n in mine]
+            similarity = max(0.0, float(np.mean(cosines))) if cosines else 0.0
         pairing = self.pairings.score(anchor.article, product.article)
         fit = harmony(anchor, product)
         w = self.weights
@@ -516,6 +566,7 @@ class ComplementFinder:
             fit,
             round(similarity, 6),
             shared_tone(anchor, product),
+            reasons(anchor, product),
         )
 
 
@@ -559,28 +610,6 @@ def harmony_with(tones: Sequence[str], product: Product) -> float:
     if not tones or not theirs:
         return UNKNOWN
     return max(_tone_pair(a, b) for a in tones for b in theirs)
-
-
-def tone_relation(tones: Sequence[str], theirs: Sequence[str]) -> tuple[str, str, str] | None:
-    """(kind, product tone, described tone) of the best-matching pair: "same" tone, a "metal"
-    against a colour, a "neutral", or the same colour "family"; None when nothing relates."""
-    best: tuple[float, str, str, str] | None = None
-    for mine in theirs:
-        for other in tones:
-            score = _tone_pair(mine, other)
-            if mine == other:
-                kind = "same"
-            elif mine in _METALS and other not in _METALS:
-                kind = "metal"
-            elif mine in _NEUTRALS:
-                kind = "neutral"
-            elif _family(mine) is not None and _family(mine) == _family(other):
-                kind = "family"
-            else:
-                continue
-            if best is None or score > best[0]:
-                best = (score, kind, mine, other)
-    return None if best is None else best[1:]
 
 
 def best_look(pools: Sequence[Sequence[Product]], budget: float | None) -> list[Product]:

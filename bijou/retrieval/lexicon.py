@@ -179,6 +179,21 @@ class RecordAttribute:
 
 
 @dataclass(frozen=True)
+class Styling:
+    """The shop's styling rules (catalog.yaml): where pieces are worn, which pairs complete
+    each other, which colour contrasts are endorsed, which colours are neutral, and the
+    price band of a suggestion beside its anchor."""
+
+    places: Mapping[str, str]  # article -> place
+    completes: Mapping[frozenset[str], str]  # {article, article} -> how
+    contrasts: Mapping[str, frozenset[str]]  # tone -> colours it stands out against
+    neutrals: frozenset[str]
+    max_ratio: float
+    floor: float
+    min_ratio: float
+
+
+@dataclass(frozen=True)
 class Lexicon:
     articles: Vocabulary
     garments: Vocabulary
@@ -206,6 +221,7 @@ class Lexicon:
     metal_tones: Mapping[str, str]
     record_attributes: Mapping[str, RecordAttribute]
     palette: Mapping[str, tuple[int, int, int]]  # colour name -> sRGB, for photos
+    styling: Styling
     sources: Mapping[str, Mapping[str, Any]] = field(repr=False)  # the raw files, for tests
 
     @property
@@ -417,5 +433,21 @@ def load_lexicon(folder: Path = VOCAB_DIR) -> Lexicon:
             name: tuple(int(c) for c in rgb)  # type: ignore[misc]
             for name, rgb in (catalog.get("palette") or {}).items()
         },
+        styling=_styling(catalog),
         sources={"catalog.yaml": catalog, **dict(files)},
+    )
+
+
+def _styling(catalog: dict[str, Any]) -> Styling:
+    band = catalog.get("price_band") or {}
+    return Styling(
+        places={a: place for place, arts in (catalog.get("places") or {}).items() for a in arts},
+        completes={
+            frozenset(row["articles"]): str(row["how"]) for row in catalog.get("completes") or ()
+        },
+        contrasts={k: frozenset(v) for k, v in (catalog.get("contrasts") or {}).items()},
+        neutrals=frozenset(catalog.get("neutrals") or ()),
+        max_ratio=float(band.get("max_ratio", 3)),
+        floor=float(band.get("floor", 0)),
+        min_ratio=float(band.get("min_ratio", 0)),
     )

@@ -87,8 +87,15 @@ def look_of(product: Product, image_colours: Sequence[str] = ()) -> Look:
     metal = next(iter([*title_metals, *attr_metals, *field_metals]), None) or base
     if title_metals and field_metals and field_metals[0] != title_metals[0]:
         conflicts.append(f"colour field {product.colour}, the title says {title_metals[0]}")
-    if title_metals and product.colour and not field_metals and not title_colours:
-        # "Sterling Silver Pendant", colour White: the title names the metal it shows.
+    # "Sterling Silver Pendant", colour White: the title names the metal it shows, and the
+    # field another colour (a rose-gold watch listed Pink is one look, not two).
+    if (
+        title_metals
+        and product.colour
+        and not field_metals
+        and not title_colours
+        and (product.colour == "White" or not _near(product.colour, title_metals[0]))
+    ):
         conflicts.append(f"colour field {product.colour}, the title says {title_metals[0]}")
     if title_colours and field_colours and not set(field_colours) & set(title_colours):
         conflicts.append(f"colour field {product.colour}, the title says {title_colours[0]}")

@@ -30,6 +30,9 @@ from bijou.retrieval.query import ParsedQuery, QueryFilters, QueryParser
 BM25_CONFIG = {"k": 1.2, "b": 0.75, "avg_len": 80.0, "language": "english"}
 BM25_VERSION = "bm25:" + ",".join(f"{k}={v}" for k, v in BM25_CONFIG.items())
 VIDEO_FRAMES = 8
+# Cross-category queries re-rank this many results per product shown (at least the minimum);
+# a result's place in the text ranking is worth up to ANCHOR_RANK_COST of colour harmony.
+ANCHOR_POOL, ANCHOR_MIN_POOL, ANCHOR_RANK_COST = 5, 50, 0.5
 
 
 class SparseEncoder:
@@ -147,6 +150,9 @@ class ProductSearch:
             relaxed.append(name)
             seen = exclude + tuple(pid for pid, _, _ in found)
             found += [(pid, score, tuple(relaxed)) for pid, score in ranked(active, seen)]
+        anchor = parsed.anchor if parsed else None
+        if anchor is not None and anchor.colours and found:
+            found = self._with_anchor(found, anchor.colours, request.top_k)
         # Rankings carry ids only; whole products are read for the few that are shown.
         top = found[: request.top_k]
         products = {p.id: p for p in self.index.get_many([pid for pid, _, _ in top])}
@@ -156,6 +162,24 @@ class ProductSearch:
             if pid in products
         ]
         return SearchResult(parsed, filters, results, tuple(relaxed))
+
+    def _with_anchor(
+        self, found: list[tuple[str, float, tuple[str, ...]]], tones: tuple[str, ...], k: int
+    ) -> list[tuple[str, float, tuple[str, ...]]]:
+        """A cross-category query ("a bag to carry with gold jhumkas"): the wanted category's
+        matches re-ranked by how well their colours go with the anchor's, which the text
+        rankings cannot see (the anchor's words describe the anchor, not the bag)."""
+        from bijou.retrieval.complements import harmony_with
+
+        pool = found[: max(k * ANCHOR_POOL, ANCHOR_MIN_POOL)]
+        products = {p.id: p for p in self.index.get_many([pid for pid, _, _ in pool])}
+        scored = [
+            (i, entry, harmony_with(tones, products[entry[0]]))
+            for i, entry in enumerate(pool)
+            if entry[0] in products
+        ]
+        scored.sort(key=lambda row: (-(row[2] - ANCHOR_RANK_COST * row[0] / len(pool)), row[0]))
+        return [entry for _, entry, _ in scored] + found[len(pool) :]
 
     def _plan(
         self,

@@ -14,7 +14,13 @@ from PIL import Image
 
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
-from bijou.retrieval.complements import Bundle, Complement, ComplementFinder, PairingTable
+from bijou.retrieval.complements import (
+    Bundle,
+    Compatibility,
+    Complement,
+    ComplementFinder,
+    PairingTable,
+)
 from bijou.retrieval.query import QueryFilters, QueryParser
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
 
@@ -59,7 +65,8 @@ class LocalShop:
         engine = engine or SearchEngine.load(config)
         products = engine.index.get_many(list(engine.index.fingerprints()))
         pairings = PairingTable.load_or_mine(products, config.data_dir / "pairings.json")
-        return cls(engine, ComplementFinder(engine.index, pairings))
+        finder = ComplementFinder(engine.index, pairings, compatibility=Compatibility.load())
+        return cls(engine, finder)
 
     @property
     def parser(self) -> QueryParser:

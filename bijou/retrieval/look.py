@@ -85,7 +85,8 @@ def look_of(product: Product, image_colours: Sequence[str] = ()) -> Look:
     base = load_lexicon().metal_tones.get(product.metal.lower()) if product.metal else None
     field_metals, field_colours = _split([(product.colour,)] if product.colour else [])
     metal = next(iter([*title_metals, *attr_metals, *field_metals]), None) or base
-    if title_metals and field_metals and field_metals[0] != title_metals[0]:
+    # Near names are one look (Coffee Brown and Brown, Steel and Silver, rose gold and Copper).
+    if title_metals and field_metals and not _near(field_metals[0], title_metals[0]):
         conflicts.append(f"colour field {product.colour}, the title says {title_metals[0]}")
     # "Sterling Silver Pendant", colour White: the title names the metal it shows, and the
     # field another colour (a rose-gold watch listed Pink is one look, not two).
@@ -97,7 +98,9 @@ def look_of(product: Product, image_colours: Sequence[str] = ()) -> Look:
         and (product.colour == "White" or not _near(product.colour, title_metals[0]))
     ):
         conflicts.append(f"colour field {product.colour}, the title says {title_metals[0]}")
-    if title_colours and field_colours and not set(field_colours) & set(title_colours):
+    if title_colours and field_colours and not any(
+        _near(a, b) for a in field_colours for b in title_colours
+    ):
         conflicts.append(f"colour field {product.colour}, the title says {title_colours[0]}")
     colours = [*title_colours, *attr_colours]
     if field_colours and not (title_metals and not title_colours and product.colour == "White"):

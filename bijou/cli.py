@@ -607,6 +607,33 @@ def eval_dialogs_command(
         _err(f"wrote {written}")
 
 
+@eval_app.command("rescore")
+def eval_rescore_command(
+    report: Annotated[Path, typer.Argument(help="a report.json written by `eval dialogs`")],
+    path: Annotated[Path, typer.Argument(help="the scenarios it ran")],
+    out: Annotated[Path, typer.Option(help="report folder for the new judgement")],
+    config_path: ConfigOption = None,
+) -> None:
+    """Judge a report's recorded replies again with today's checks (no replay): compares a
+    run made before a check changed with a new one on equal terms."""
+    from bijou.eval.dialogs import CatalogClient, load_scenarios, recorded_results, rescore
+    from bijou.eval.report import HEADLINE, write_reports
+    from bijou.retrieval.shop import LocalShop
+
+    config = _config(config_path)
+    results = recorded_results(json.loads(report.read_text(encoding="utf-8")))
+    client = CatalogClient(LocalShop.load(config, _engine(config)))
+    try:
+        rescore(results, load_scenarios(path), client)
+    finally:
+        client.close()
+    paths = write_reports(results, out)
+    summary = json.loads(paths["json"].read_text(encoding="utf-8"))
+    _print_rows(
+        ["metric", "value"], [[label, _fmt_metric(summary[key])] for key, label in HEADLINE]
+    )
+
+
 def _fmt_metric(value: object) -> str:
     if value is None:
         return "-"

@@ -612,9 +612,10 @@ def _fold(values: Iterable[str]) -> set[str]:
 
 
 def _colours(view: Any, lookup: Lookup | None) -> set[str]:
-    """A product's colours as a shopper names them: its own and, from the catalog, its metal's
-    tone (silver-metal earrings are silver), as the search filters read them."""
-    found = _fold([view.colour])
+    """A product's colours as a shopper names them: its colour field, its metal's tone
+    (silver-metal earrings are silver) and the colours its own title names ("Red & Green
+    Printed Sari" is red whatever its colour field says)."""
+    found = _fold([view.colour]) | _fold(_title_colours(view.title))
     if lookup is not None:
         try:
             product = lookup(view.id)
@@ -623,6 +624,15 @@ def _colours(view: Any, lookup: Lookup | None) -> set[str]:
         if product is not None:
             found |= _fold(product.tones)
     return found
+
+
+def _title_colours(title: str) -> set[str]:
+    from bijou.retrieval.lexicon import load_lexicon
+
+    vocab = load_lexicon().colours
+    return {
+        v for m, term in vocab.find(title.lower()) if term.language == "en" for v in term.values
+    }
 
 
 @dataclass
@@ -1323,6 +1333,39 @@ def _score(
     return record
 
 
+class RunScorer:
+    """Scores one run's turns in order, carrying what later turns are judged against: the
+    last list shown, the numbers the shopper said, the products shown so far."""
+
+    def __init__(self, scenario: Scenario, client: DialogClient) -> None:
+        self.scenario = scenario
+        self.client = client
+        self.previous: ReplyView | None = None
+        self.allowed: set[float] = set()
+        self.said: list[str] = []
+        self.seen: list[str] = []  # product ids shown so far in this run
+
+    def score(self, number: int, turn: Turn, result: TurnResult) -> TurnRecord:
+        for words in (turn.user, result.transcript):
+            if words:
+                self.said.append(words)
+                heard = said_numbers(words)
+                self.allowed |= heard | {round(n * 0.8, 2) for n in heard}  # "cheaper"
+        record = _score(
+            self.scenario, number, turn, result, self.client, self.previous, self.allowed,
+            self.said, self.seen,
+        )  # fmt: skip
+        if result.reply is not None:
+            self.seen += [v.id for v in _shown(result.reply)]
+        if result.reply is not None and result.reply.products:
+            # "cheaper": one under the cheapest shown.
+            self.allowed.add(round(min(p.price for p in result.reply.products) - 1, 2))
+            # "The second one" points into the last list shown, which a reply without
+            # products (an answer, a cart change) leaves in place.
+            self.previous = result.reply
+        return record
+
+
 def run_scenario(scenario: Scenario, client: DialogClient, run: int) -> RunRecord:
     """One run of a scenario in a new session."""
     try:
@@ -1330,11 +1373,8 @@ def run_scenario(scenario: Scenario, client: DialogClient, run: int) -> RunRecor
         failure = None
     except Exception as exc:
         session, failure = None, f"could not start a session: {_error_text(exc)}"
+    scorer = RunScorer(scenario, client)
     turns: list[TurnRecord] = []
-    previous: ReplyView | None = None
-    allowed: set[float] = set()
-    said: list[str] = []
-    seen: list[str] = []  # product ids shown so far in this run
     for number, turn in enumerate(scenario.turns, start=1):
         if session is None:
             result = TurnResult(error=failure)
@@ -1343,22 +1383,80 @@ def run_scenario(scenario: Scenario, client: DialogClient, run: int) -> RunRecor
                 result = client.turn(session, turn, scenario.language)
             except Exception as exc:  # a client that raised anyway
                 result = TurnResult(error=_error_text(exc))
-        for words in (turn.user, result.transcript):
-            if words:
-                said.append(words)
-                heard = said_numbers(words)
-                allowed |= heard | {round(n * 0.8, 2) for n in heard}  # "cheaper", no picks
-        record = _score(scenario, number, turn, result, client, previous, allowed, said, seen)
-        turns.append(record)
-        if result.reply is not None:
-            seen += [v.id for v in _shown(result.reply)]
-        if result.reply is not None and result.reply.products:
-            # "cheaper": one under the cheapest shown.
-            allowed.add(round(min(p.price for p in result.reply.products) - 1, 2))
-            # "The second one" points into the last list shown, which a reply without
-            # products (an answer, a cart change) leaves in place.
-            previous = result.reply
+        turns.append(scorer.score(number, turn, result))
     return RunRecord(run=run, session_id=session, turns=turns)
+
+
+def rescore(results: EvalResults, scenarios: Sequence[Scenario], client: DialogClient) -> None:
+    """Judges recorded replies again with today's checks, in place: a run made before a
+    check changed is compared with a new one on equal terms, without replaying it."""
+    by_id = {s.id: s for s in scenarios}
+    for record in results.scenarios:
+        scenario = by_id[record.id]
+        for run in record.runs:
+            scorer = RunScorer(scenario, client)
+            run.turns = [
+                scorer.score(t.number, scenario.turns[t.number - 1], _recorded(t.result))
+                for t in run.turns
+            ]
+
+
+def recorded_results(summary: dict[str, Any]) -> EvalResults:
+    """The runs of a written report.json, as results to judge again."""
+    return EvalResults(
+        target=summary["target"],
+        k=summary["k"],
+        started_at=summary["started_at"],
+        elapsed_s=summary["elapsed_s"],
+        scenarios=[
+            ScenarioRecord(
+                id=s["id"],
+                family=s["family"],
+                language=s["language"],
+                runs=[
+                    RunRecord(
+                        run=r["run"],
+                        session_id=r["session_id"],
+                        turns=[TurnRecord.model_validate(t) for t in r["turns"]],
+                    )
+                    for r in s["runs"]
+                ],
+            )
+            for s in summary["scenarios"]
+        ],
+    )
+
+
+class CatalogClient:
+    """Only the catalog side of a client: what judging recorded replies needs."""
+
+    name = "catalog"
+
+    def __init__(self, shop: Any) -> None:
+        self.shop = shop
+
+    def start(self) -> str:
+        raise NotImplementedError("a catalog client runs no dialog")
+
+    def turn(self, session_id: str, turn: Turn, language: str) -> TurnResult:
+        raise NotImplementedError("a catalog client runs no dialog")
+
+    def product(self, product_id: str) -> Product | None:
+        return self.shop.get(product_id)
+
+    def search(self, text: str) -> list[Product]:
+        from bijou.retrieval.search import SearchRequest
+
+        return [r.product for r in self.shop.search(SearchRequest(text=text)).results]
+
+    def close(self) -> None:
+        self.shop.close()
+
+
+def _recorded(result: TurnResult) -> TurnResult:
+    # A reply that failed scoring (not the request) is judged again from its reply.
+    error = result.error if result.reply is None else None
+    return result.model_copy(update={"error": error})
 
 
 def run_scenarios(

@@ -20,11 +20,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from search_latency import percentile, rss_mb
+from search_latency import rss_mb
 
 from bijou.agent.agent import ReplyDone, ShoppingAgent, TextDelta
 from bijou.agent.llm import ChatMessage, ChatModel
 from bijou.config import BijouConfig, load_config
+from bijou.metrics import percentile
 
 DIALOGS = Path(__file__).resolve().parent / "data" / "agent_dialogs.txt"
 

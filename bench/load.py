@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from search_latency import percentile
 
-from bijou.eval.metrics import read_queries
+from bijou.metrics import percentile, read_queries
 
 ROOT = Path(__file__).resolve().parent
 DIALOGS = ROOT / "data" / "agent_dialogs.txt"

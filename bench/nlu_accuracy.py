@@ -51,7 +51,7 @@ def context_of(note: str) -> Any:
 
 
 def predicted(u: Any) -> dict[str, Any]:
-    genders = {_GENDER[g] for g in u.genders if g in _GENDER}
+    genders = {_GENDER[g] for g in u.filters.genders if g in _GENDER}
     anchor = None
     if u.anchor is not None:
         anchor = {"kind": u.anchor.kind}
@@ -61,14 +61,14 @@ def predicted(u: Any) -> dict[str, Any]:
         "move": u.move.value,
         "language": u.language,
         "script": None if u.script == "latin" else u.script,
-        "articles": sorted(u.articles) or None,
-        "colours": sorted(u.colours) or None,
-        "exclude_colours": sorted(u.exclude_colours) or None,
-        "max_price": u.budget.max,
-        "min_price": u.budget.min,
-        "budget_total": u.budget.total or None,
+        "articles": sorted(u.filters.articles) or None,
+        "colours": sorted(u.filters.colours) or None,
+        "exclude_colours": sorted(u.filters.exclude_colours) or None,
+        "max_price": u.filters.max_price,
+        "min_price": u.filters.min_price,
+        "budget_total": u.budget_total or None,
         "gender": genders.pop() if len(genders) == 1 else None,
-        "occasion": list(u.usages) or None,
+        "occasion": list(u.filters.usages) or None,
         "ranks": list(u.ranks) or None,
         "pick": u.pick,
         "anchor": anchor,

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bijou.config import load_config
-from bijou.eval.metrics import Query, RetrievalMetrics, evaluate, read_qrels, read_queries
+from bijou.metrics import Query, RetrievalMetrics, evaluate, read_qrels, read_queries
 from bijou.retrieval.index import VectorQuery
 from bijou.retrieval.search import SearchEngine, SearchRequest
 

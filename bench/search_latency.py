@@ -25,8 +25,8 @@ from PIL import Image
 
 from bijou.catalog.loader import catalog_sources, load_catalog
 from bijou.config import BijouConfig, load_config
-from bijou.eval.metrics import read_queries
 from bijou.fusion.encoders import load_encoders
+from bijou.metrics import percentile, read_queries
 from bijou.retrieval.search import SearchEngine, SearchRequest
 
 DEV_QUERIES = Path(__file__).resolve().parent.parent / "eval" / "dev" / "queries.jsonl"
@@ -49,15 +49,6 @@ class Report:
     image: Latency
     peak_rss_mb: float
     current_rss_mb: float
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def time_each(

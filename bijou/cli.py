@@ -20,6 +20,7 @@ from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
 
 if TYPE_CHECKING:
     from bijou.agent.agent import ShoppingAgent
+    from bijou.metrics import Query
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 FusionOption = Annotated[
@@ -247,11 +248,12 @@ def delete_command(
     """Remove products from the index."""
     engine = _engine(_config(config_path))
     try:
-        missing = [pid for pid in product_ids if engine.index.get(pid) is None]
-        for pid in missing:
-            _err(f"not in the index: {pid}")
-        engine.index.delete([pid for pid in product_ids if pid not in missing])
-        _err(f"index: {len(product_ids) - len(missing)} deleted, {engine.index.count()} left")
+        held = {p.id for p in engine.index.get_many(product_ids)}
+        for pid in product_ids:
+            if pid not in held:
+                _err(f"not in the index: {pid}")
+        deleted = engine.delete(product_ids)
+        _err(f"index: {deleted} deleted, {engine.index.count()} left")
     finally:
         engine.index.close()
 
@@ -398,7 +400,6 @@ def search_command(
 
 def _chat_turns(agent: ShoppingAgent, session: str, lines: list[str], as_json: bool) -> None:
     """One shopper message per line ("@photo.jpg text" sends a photo); prints the transcript."""
-    from bijou.agent.agent import ReplyView
 
     transcript = []
     for line in lines:
@@ -409,7 +410,7 @@ def _chat_turns(agent: ShoppingAgent, session: str, lines: list[str], as_json: b
             continue
         reply = agent.reply(session, text, image)
         if as_json:
-            transcript.append({"user": line, "reply": ReplyView.of(reply).model_dump()})
+            transcript.append({"user": line, "reply": reply.model_dump()})
         else:
             print(f"you> {line}\nbijou> {reply.text}\n")
     if as_json:
@@ -560,16 +561,10 @@ def eval_dialogs_command(
     config_path: ConfigOption = None,
 ) -> None:
     """Run dialog scenarios k times each; write report.json, report.md and report.html."""
-    from bijou.eval.dialogs import (
-        DialogClient,
-        HttpClient,
-        InProcessClient,
-        ScenarioError,
-        judge_results,
-        load_scenarios,
-        run_scenarios,
-    )
+    from bijou.eval.clients import DialogClient, HttpClient, InProcessClient
     from bijou.eval.report import HEADLINE, write_reports
+    from bijou.eval.runs import judge_results, run_scenarios
+    from bijou.eval.scenarios import ScenarioError, load_scenarios
 
     config = _config(config_path)
     try:
@@ -616,8 +611,10 @@ def eval_rescore_command(
 ) -> None:
     """Judge a report's recorded replies again with today's checks (no replay): compares a
     run made before a check changed with a new one on equal terms."""
-    from bijou.eval.dialogs import CatalogClient, load_scenarios, recorded_results, rescore
+    from bijou.eval.clients import CatalogClient
     from bijou.eval.report import HEADLINE, write_reports
+    from bijou.eval.runs import recorded_results, rescore
+    from bijou.eval.scenarios import load_scenarios
     from bijou.retrieval.shop import LocalShop
 
     config = _config(config_path)
@@ -640,28 +637,8 @@ def _fmt_metric(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-@eval_app.command("retrieval")
-def eval_retrieval_command(
-    queries: Annotated[
-        Path, typer.Option(help='JSONL of {"qid", "text"?, "image"?, "family"?}, as --batch')
-    ],
-    qrels: Annotated[Path, typer.Option(help='JSONL of {"qid", "id", "rel"}')],
-    fusion: FusionOption = None,
-    out: Annotated[Path | None, typer.Option(help="also write the metrics as JSON here")] = None,
-    config_path: ConfigOption = None,
-) -> None:
-    """nDCG@10, Recall@10 and MRR of search on judged queries, overall and per family."""
-    from bijou.eval.metrics import RetrievalMetrics, evaluate, read_qrels, read_queries
-
-    config = _config(config_path, fusion)
-    for hint, given in (("--queries", queries), ("--qrels", qrels)):
-        if not given.is_file():
-            raise typer.BadParameter(f"no such file: {given}", param_hint=hint)
-    try:
-        asked = read_queries(queries)
-        judged = read_qrels(qrels)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--queries / --qrels") from exc
+def _search_run(config: BijouConfig, asked: list[Query], queries: Path) -> dict[str, list[str]]:
+    """The search's top 10 for each judged query."""
     engine = _engine(config)
     run: dict[str, list[str]] = {}
     try:
@@ -680,6 +657,47 @@ def eval_retrieval_command(
                 run[query.qid] = []
     finally:
         engine.index.close()
+    return run
+
+
+@eval_app.command("retrieval")
+def eval_retrieval_command(
+    queries: Annotated[
+        Path, typer.Option(help='JSONL of {"qid", "text"?, "image"?, "family"?}, as --batch')
+    ],
+    qrels: Annotated[Path, typer.Option(help='JSONL of {"qid", "id", "rel"}')],
+    run_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--run", help="score this run (`bijou search --batch` output) instead of searching"
+        ),
+    ] = None,
+    fusion: FusionOption = None,
+    out: Annotated[Path | None, typer.Option(help="also write the metrics as JSON here")] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """nDCG@10, Recall@10 and MRR of search on judged queries, overall and per family:
+    searched now, or read from a run a shop made earlier (``--run``)."""
+    from bijou.metrics import RetrievalMetrics, evaluate, read_qrels, read_queries, read_run
+
+    config = _config(config_path, fusion)
+    for hint, given in (("--queries", queries), ("--qrels", qrels)):
+        if not given.is_file():
+            raise typer.BadParameter(f"no such file: {given}", param_hint=hint)
+    try:
+        asked = read_queries(queries)
+        judged = read_qrels(qrels)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--queries / --qrels") from exc
+    if run_path is not None:
+        if not run_path.is_file():
+            raise typer.BadParameter(f"no such file: {run_path}", param_hint="--run")
+        try:
+            run = read_run(run_path)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--run") from exc
+    else:
+        run = _search_run(config, asked, queries)
 
     def scores(metrics: RetrievalMetrics) -> dict[str, float | int]:
         return {

@@ -97,3 +97,18 @@ def chat_model(tmp_path_factory: pytest.TempPathFactory) -> ChatModel:
 @pytest.fixture(scope="session")
 def finder(small_engine: SearchEngine, small_products: list[Product]) -> ComplementFinder:
     return ComplementFinder(small_engine.index, PairingTable.mine(small_products))
+
+
+# Fixtures that load a model (encoders, the LLM, Whisper) or build an index with one: a
+# test that uses any of them is in the "models" tier; `pytest -m "not models"` runs the rest,
+# the pure logic, in well under a minute.
+MODEL_FIXTURES = frozenset(
+    {"encoders", "small_engine", "chat_model", "finder", "qwen", "models_dir", "llama_server",
+     "stt", "tiny_hf_model", "agent", "fused_engine", "app_client", "ray_app", "browser"}
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.models)

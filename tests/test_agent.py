@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bijou.agent.agent import SYSTEM_PROMPT, ReplyDone, ReplyView, ShoppingAgent, TextDelta
+from bijou.agent.agent import SYSTEM_PROMPT, ReplyDone, ShoppingAgent, TextDelta
 from bijou.agent.llm import ChatMessage, LLMError
 from bijou.agent.memory import SessionStore, UnknownSessionError
 from bijou.agent.phrases import money
@@ -36,8 +36,8 @@ def agent(
 def _assert_grounded(reply, products: Sequence[Product]) -> None:
     """Every product line names a real product at its real price."""
     for card in reply.products:
-        assert card.product.title in reply.text
-        assert money(card.product.price, "₹") in reply.text
+        assert card.title in reply.text
+        assert money(card.price, "₹") in reply.text
 
 
 def test_multi_turn_english_keeps_state_and_real_prices(agent: ShoppingAgent) -> None:
@@ -46,24 +46,24 @@ def test_multi_turn_english_keeps_state_and_real_prices(agent: ShoppingAgent) ->
     assert first.language == "en" and first.move == "search"
     assert first.products, first.text
     for card in first.products:
-        assert card.product.price <= 2000
+        assert card.price <= 2000
         if card.exact:
-            assert card.product.article == "Pendant"
-            assert "Silver" in card.product.tones
-    _assert_grounded(first, [c.product for c in first.products])
-    assert all(c.product.article != "Pendant" for c in first.cross_sell)
+            assert card.article == "Pendant"
+            assert "Silver" in agent.shop.get(card.id).tones
+    _assert_grounded(first, [agent.shop.get(c.id) for c in first.products])
+    assert all(c.article != "Pendant" for c in first.cross_sell)
     state = agent.store.get_session(session).state
     assert state.articles == ["Pendant"] and state.max_price == 2000
     assert "Women" in state.genders
-    assert state.shown == [c.product.id for c in first.products]
+    assert state.shown == [c.id for c in first.products]
 
     cheaper = agent.reply(session, "show me something cheaper")
-    floor = min(c.product.price for c in first.products)
+    floor = min(c.price for c in first.products)
     state = agent.store.get_session(session).state
     assert state.max_price is not None and state.max_price < floor
     assert state.articles == ["Pendant"]  # the category holds across turns
     for card in cheaper.products:
-        assert card.product.price < floor
+        assert card.price < floor
     if not cheaper.products:
         assert "couldn't find" in cheaper.text
 
@@ -80,10 +80,10 @@ def test_reference_by_rank_adds_that_product_to_the_cart(agent: ShoppingAgent) -
     assert len(found.products) >= 2
     added = agent.reply(session, "add the second one to my cart")
     assert added.move == "cart_add" and "add_to_cart" in added.tools
-    assert [item.product.id for item in added.cart] == [found.products[1].product.id]
-    assert found.products[1].product.title in added.text
+    assert [item.id for item in added.cart] == [found.products[1].id]
+    assert found.products[1].title in added.text
     viewed = agent.reply(session, "what's in my cart?")
-    assert [i.product.id for i in viewed.cart] == [found.products[1].product.id]
+    assert [i.id for i in viewed.cart] == [found.products[1].id]
     removed = agent.reply(session, "remove it from my cart")
     assert removed.cart == [] and agent.store.cart(session) == []
 
@@ -95,42 +95,42 @@ def test_chinese_request_gets_a_chinese_reply_within_budget(agent: ShoppingAgent
     assert CJK.search(reply.text)
     assert reply.products
     for card in reply.products:
-        assert card.product.price <= 1500
-        assert card.product.article == "Earrings" or not card.exact
-    _assert_grounded(reply, [c.product for c in reply.products])
+        assert card.price <= 1500
+        assert card.article == "Earrings" or not card.exact
+    _assert_grounded(reply, [agent.shop.get(c.id) for c in reply.products])
 
 
 def test_exclusions_hold_across_turns(agent: ShoppingAgent) -> None:
     session = agent.start_session()
     reply = agent.reply(session, "earrings, but no gold")
-    assert all("Gold" not in c.product.tones for c in reply.products)
+    assert all("Gold" not in agent.shop.get(c.id).tones for c in reply.products)
     reply = agent.reply(session, "show me rings")
     state = agent.store.get_session(session).state
     assert "Gold" in state.exclude_colours and state.articles == ["Ring"]
-    assert all("Gold" not in c.product.tones for c in reply.products)
+    assert all("Gold" not in agent.shop.get(c.id).tones for c in reply.products)
 
 
 def test_more_like_a_ranked_result_stays_in_its_category(agent: ShoppingAgent) -> None:
     session = agent.start_session()
     first = agent.reply(session, "a watch for my husband")
     assert len(first.products) >= 2
-    second = first.products[1].product
+    second = first.products[1]
     like = agent.reply(session, "more like the second one")
     assert like.move == "more_like"
     assert like.products
-    assert all(c.product.article == second.article for c in like.products)
-    assert all(c.product.id != second.id for c in like.products)
+    assert all(c.article == second.article for c in like.products)
+    assert all(c.id != second.id for c in like.products)
 
 
 def test_complements_and_bundle_within_budget(agent: ShoppingAgent) -> None:
     session = agent.start_session()
     found = agent.reply(session, "a necklace for a party")
     assert found.products
-    anchor = found.products[0].product
+    anchor = agent.shop.get(found.products[0].id)
     matches = agent.reply(session, "what goes with the first one?")
     assert matches.move == "complements"
     assert matches.products
-    assert all(c.product.article != anchor.article for c in matches.products)
+    assert all(c.article != anchor.article for c in matches.products)
     budget = anchor.price + 3000
     bundle = agent.reply(session, f"complete the look, total under {budget:.0f}")
     assert bundle.move == "look"
@@ -185,14 +185,14 @@ def test_returning_shopper_keeps_preferences_and_blocks(agent: ShoppingAgent) ->
     first = agent.start_session("shopper-42")
     shown = agent.reply(first, "earrings without gold")
     assert shown.products
-    blocked = shown.products[0].product.id
+    blocked = shown.products[0].id
     agent.reply(first, "don't show me the first one again")
     later = agent.start_session("shopper-42")
     state = agent.store.get_session(later).state
     assert "Gold" in state.exclude_colours and blocked in state.blocked_ids
     reply = agent.reply(later, "show me earrings")
-    assert blocked not in [c.product.id for c in reply.products]
-    assert all("Gold" not in c.product.tones for c in reply.products)
+    assert blocked not in [c.id for c in reply.products]
+    assert all("Gold" not in agent.shop.get(c.id).tones for c in reply.products)
 
 
 def test_streamed_pieces_make_the_reply(agent: ShoppingAgent) -> None:
@@ -203,7 +203,7 @@ def test_streamed_pieces_make_the_reply(agent: ShoppingAgent) -> None:
     assert len(pieces) > 2
     assert "".join(pieces).strip() == events[-1].reply.text
     assert events[-1].reply.first_token_s is not None
-    body = ReplyView.of(events[-1].reply)
+    body = events[-1].reply
     assert body.products and body.text == events[-1].reply.text
 
 
@@ -249,7 +249,7 @@ def test_llm_failure_falls_back_to_a_template_with_products(
     reply = agent.reply(session, "earrings")
     assert reply.fallback and reply.products
     assert "Here are" in reply.text
-    _assert_grounded(reply, [c.product for c in reply.products])
+    _assert_grounded(reply, [agent.shop.get(c.id) for c in reply.products])
     routed = agent.reply(session, "tell me a joke")  # routing fails too: still an answer
     assert routed.text and routed.products == []
     store.close()
@@ -273,7 +273,7 @@ def test_cheaper_keeps_the_category(agent: ShoppingAgent) -> None:
     session = agent.start_session()
     agent.reply(session, "silver earrings under 1000")
     reply = agent.reply(session, "cheaper")
-    assert all(c.product.article == "Earrings" for c in reply.products)
+    assert all(c.article == "Earrings" for c in reply.products)
 
 
 def test_photo_with_something_like_this_is_a_visual_search(
@@ -295,14 +295,14 @@ def test_what_goes_with_a_photo(agent: ShoppingAgent, small_products: list[Produ
     necklace = next(p for p in small_products if p.article == "Necklace and Chains")
     reply = agent.reply(agent.start_session(), "what goes with this?", agent.shop.image(necklace))
     assert reply.move == "complements" and reply.products
-    assert all(c.product.article != "Necklace and Chains" for c in reply.products)
+    assert all(c.article != "Necklace and Chains" for c in reply.products)
 
 
 def test_a_photo_keeps_its_category(agent: ShoppingAgent, small_products: list[Product]) -> None:
     watch = next(p for p in small_products if p.article == "Watches")
     reply = agent.reply(agent.start_session(), "same style but cheaper", agent.shop.image(watch))
     assert reply.products
-    assert {c.product.article for c in reply.products} == {"Watches"}
+    assert {c.article for c in reply.products} == {"Watches"}
 
 
 def test_a_rank_past_the_list_is_asked_back(agent: ShoppingAgent) -> None:

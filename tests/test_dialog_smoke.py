@@ -15,7 +15,9 @@ from bijou.agent.llm import ChatModel
 from bijou.agent.memory import SessionStore
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
-from bijou.eval.dialogs import InProcessClient, load_scenarios, run_scenarios
+from bijou.eval.clients import InProcessClient
+from bijou.eval.runs import run_scenarios
+from bijou.eval.scenarios import load_scenarios
 from bijou.fusion.encoders import Encoders
 from bijou.retrieval.search import SearchEngine
 from bijou.retrieval.shop import LocalShop

@@ -12,7 +12,7 @@ import pytest
 
 from bijou.catalog.schema import Product
 from bijou.eval import devset
-from bijou.eval.metrics import (
+from bijou.metrics import (
     RetrievalMetrics,
     evaluate,
     mrr,

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from bijou.catalog.schema import JEWELLERY_ARTICLES, Product
+from bijou.catalog.schema import Product
 from bijou.fusion.image import (
     COLOUR_DIM,
     DEFAULT_CHECKPOINT,
@@ -32,6 +32,7 @@ from bijou.fusion.train_image import (
     split_of,
     train_image_head,
 )
+from bijou.retrieval.lexicon import load_lexicon
 
 GOLD = (212, 175, 55)
 SILVER = (192, 192, 192)
@@ -323,7 +324,7 @@ def synthetic_catalog(n: int = 300) -> tuple[list[Product], np.ndarray, StubText
         Product(
             id=f"p{i:04d}",
             title=f"Product {i}",
-            article=JEWELLERY_ARTICLES[i % len(JEWELLERY_ARTICLES)],
+            article=load_lexicon().jewellery[i % len(load_lexicon().jewellery)],
             colour=("Gold", "Silver", "")[i % 3],
             price=100.0 + i,
             list_price=200.0 + i,

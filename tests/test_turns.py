@@ -11,7 +11,7 @@ from bijou.catalog.schema import Product
 from bijou.retrieval.query import QueryParser
 from bijou.retrieval.understanding import DialogContext, Understander, Understanding
 
-PARSER = QueryParser(brands=["Estelle", "Zaveri Pearls", "Tanishq"])
+PARSER = QueryParser(brands=["Estelle", "Zaveri Pearls", "Tanishq"], strict=True)
 UNDERSTANDER = Understander(PARSER)
 W = ["Women", "Unisex"]
 

@@ -10,7 +10,7 @@ from bijou.retrieval.lexicon import language_of
 from bijou.retrieval.query import QueryParser
 from bijou.retrieval.understanding import DialogContext, Move, Understander, Understanding
 
-PARSER = QueryParser(brands=["Estelle", "Zaveri Pearls", "Tanishq"])
+PARSER = QueryParser(brands=["Estelle", "Zaveri Pearls", "Tanishq"], strict=True)
 RULES = Understander(PARSER, strategy="rules")
 HYBRID = Understander(PARSER, strategy="hybrid")
 SHOWN = DialogContext(shown=3, shown_articles=("Earrings",) * 3, category=("Earrings",))

@@ -13,12 +13,11 @@ from bijou.agent.verify import (
     ReplyVerifier,
     Violation,
     sentence_end,
-    split_sentences,
 )
 from bijou.catalog.schema import Product
 from bijou.retrieval.query import QueryParser
 
-PARSER = QueryParser(brands=["Estelle", "Zaveri Pearls", "Tanishq"])
+PARSER = QueryParser(brands=["Estelle", "Zaveri Pearls", "Tanishq"], strict=True)
 VERIFIER = ReplyVerifier(PARSER)
 
 PENDANT = Product(
@@ -67,6 +66,26 @@ def grounding(
 ) -> Grounding:
     secret = SECRET_ZH if language == "zh" else SECRET_EN
     return Grounding.of(products, language, secret, said=said, parser=PARSER, **kw)
+
+
+def sentences(text: str) -> list[str]:
+    """The text cut as the agent cuts the LLM's stream: at each `sentence_end`."""
+    pieces, rest = [], text
+    while (end := sentence_end(rest)) != -1:
+        pieces.append(rest[:end].strip())
+        rest = rest[end:]
+    return [p for p in [*pieces, rest.strip()] if p]
+
+
+def repair(text: str, g: Grounding) -> tuple[str, list[Violation]]:
+    """What a shopper sees of an LLM text: its sentences that pass, as the agent streams them."""
+    kept, failed = [], []
+    for sentence in sentences(text):
+        problems = VERIFIER.check(sentence, g)
+        failed += problems
+        if not problems:
+            kept.append(sentence)
+    return ("" if g.language == "zh" else " ").join(kept), failed
 
 
 def kinds(sentence: str, g: Grounding) -> set[str]:
@@ -335,7 +354,7 @@ LEAKS_EN = [
 @pytest.mark.parametrize(("sentence", "leaks"), LEAKS_EN)
 def test_quoting_the_english_system_prompt(sentence: str, leaks: bool) -> None:
     g = grounding()
-    found = {v.kind for s in split_sentences(sentence) for v in VERIFIER.check(s, g)}
+    found = {v.kind for s in sentences(sentence) for v in VERIFIER.check(s, g)}
     assert ("leak" in found) is leaks
 
 
@@ -360,7 +379,7 @@ def test_no_secret_no_leak() -> None:
     assert VERIFIER.check("Never invent prices, products or materials.", g) == []
 
 
-# --- repair --------------------------------------------------------------------------------
+# --- what is kept of an LLM text ------------------------------------------------------------
 
 
 def test_repair_keeps_only_clean_sentences() -> None:
@@ -368,7 +387,7 @@ def test_repair_keeps_only_clean_sentences() -> None:
         "The pendant is ₹1,299. It is only 999! It comes in rose gold. "
         "Tanishq makes it? It is silver."
     )
-    kept, failed = VERIFIER.repair(text, grounding())
+    kept, failed = repair(text, grounding())
     assert kept == "The pendant is ₹1,299. It is silver."
     assert [(v.kind, v.sentence) for v in failed if v.kind != "colour"] == [
         ("price", "It is only 999!"),
@@ -379,28 +398,28 @@ def test_repair_keeps_only_clean_sentences() -> None:
 
 def test_repair_in_chinese_joins_without_spaces() -> None:
     text = "这款吊坠是银色的。只要999。很适合日常佩戴！This is lovely."
-    kept, failed = VERIFIER.repair(text, grounding("zh"))
+    kept, failed = repair(text, grounding("zh"))
     assert kept == "这款吊坠是银色的。很适合日常佩戴！"
     assert [v.kind for v in failed] == ["price", "language"]
 
 
 def test_repair_of_a_fully_invented_reply_leaves_nothing() -> None:
-    kept, failed = VERIFIER.repair("Only 999. Tanishq diamonds.", grounding())
+    kept, failed = repair("Only 999. Tanishq diamonds.", grounding())
     assert kept == ""
     assert {v.kind for v in failed} == {"price", "brand", "material"}
 
 
 def test_repair_of_a_clean_reply_changes_nothing() -> None:
     text = "The pendant is ₹1,299. The necklace has pearls."
-    assert VERIFIER.repair(text, grounding()) == (text, [])
-    assert VERIFIER.repair("", grounding()) == ("", [])
+    assert repair(text, grounding()) == (text, [])
+    assert repair("", grounding()) == ("", [])
 
 
 # --- sentences -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("text", "sentences"),
+    ("text", "cut"),
     [
         ("One. Two! Three?", ["One.", "Two!", "Three?"]),
         ("第一句。第二句！第三句？", ["第一句。", "第二句！", "第三句？"]),
@@ -415,8 +434,8 @@ def test_repair_of_a_clean_reply_changes_nothing() -> None:
         ("", []),
     ],
 )
-def test_split_sentences(text: str, sentences: list[str]) -> None:
-    assert split_sentences(text) == sentences
+def test_sentences(text: str, cut: list[str]) -> None:
+    assert sentences(text) == cut
 
 
 @pytest.mark.parametrize(
@@ -440,7 +459,7 @@ def test_sentence_end(text: str, end: int) -> None:
     assert sentence_end(text) == end
 
 
-def test_streaming_by_sentence_end_gives_the_split_sentences() -> None:
+def test_streaming_by_sentence_end_gives_the_sentences() -> None:
     text = "Here are two picks. 第一个很好！The second is ₹1,299."
     pieces, buffer = [], ""
     for char in text:
@@ -449,7 +468,7 @@ def test_streaming_by_sentence_end_gives_the_split_sentences() -> None:
             pieces.append(buffer[:end].strip())
             buffer = buffer[end:]
     pieces += [buffer.strip()] if buffer.strip() else []
-    assert pieces == split_sentences(text)
+    assert pieces == sentences(text)
 
 
 # --- phrases -------------------------------------------------------------------------------
@@ -581,18 +600,18 @@ def test_templates_have_the_same_keys_in_both_languages() -> None:
 def test_repair_keeps_a_decimal_price_in_one_sentence() -> None:
     scarf = Product(id="s", title="Silk Scarf", article="Scarves", price=12.5, list_price=12.5)
     text = "It is just ₹12.50. The silk feels soft."
-    assert VERIFIER.repair(text, grounding(products=[scarf])) == (text, [])
+    assert repair(text, grounding(products=[scarf])) == (text, [])
 
 
 @pytest.mark.parametrize("sentence", ["它只要225元。", "Only $225 today.", "Just 225 dollars."])
 def test_a_foreign_currency_is_invented(sentence: str) -> None:
     grounding = Grounding.of(
-        [], "zh" if "元" in sentence else "en", "", parser=QueryParser(), totals=[225]
+        [], "zh" if "元" in sentence else "en", "", parser=QueryParser(strict=True), totals=[225]
     )
-    kinds = {v.kind for v in ReplyVerifier(QueryParser()).check(sentence, grounding)}
+    kinds = {v.kind for v in ReplyVerifier(QueryParser(strict=True)).check(sentence, grounding)}
     assert "currency" in kinds
 
 
 def test_the_shops_currency_is_fine() -> None:
-    grounding = Grounding.of([], "en", "", parser=QueryParser(), totals=[225])
-    assert ReplyVerifier(QueryParser()).check("Only ₹225 today.", grounding) == []
+    grounding = Grounding.of([], "en", "", parser=QueryParser(strict=True), totals=[225])
+    assert ReplyVerifier(QueryParser(strict=True)).check("Only ₹225 today.", grounding) == []

@@ -19,13 +19,13 @@ import yaml
 from PIL import Image
 from pydantic import BaseModel
 
-from bijou.agent import phrases
+from bijou.agent import phrases, tools
 from bijou.agent.llm import ChatMessage, ChatModel, LLMError, load_chat_model
 from bijou.agent.memory import NotInCartError, SessionStore
 from bijou.agent.opinion import LLMMoveOpinion
 from bijou.agent.phrases import money, say
 from bijou.agent.state import DialogState
-from bijou.agent.tools import CartItem, ShopContext, ToolResult, make_tools
+from bijou.agent.tools import CartItem, ShopContext, ToolResult
 from bijou.agent.turns import apply_constraints, cheaper, exclude_brand_of, referenced, remember
 from bijou.agent.verify import Grounding, ReplyVerifier, sentence_end
 from bijou.catalog.schema import Product
@@ -58,55 +58,13 @@ EXAMPLES: dict[str, dict[str, list[str]]] = _PROMPTS["examples"]
 
 
 @dataclass(frozen=True)
-class ProductCard:
-    rank: int
-    product: Product
-    reason: str
-    exact: bool = True
-
-
-@dataclass(frozen=True)
-class CrossSellCard:
-    product: Product
-    anchor_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class BundleCard:
-    anchor: Product
-    items: list[Product]
-    total: float
-    budget: float | None
-
-
-@dataclass(frozen=True)
-class AgentReply:
-    session_id: str
-    text: str
-    language: str
-    move: str
-    products: list[ProductCard] = field(default_factory=list)
-    cross_sell: list[CrossSellCard] = field(default_factory=list)
-    bundle: BundleCard | None = None
-    cart: list[CartItem] = field(default_factory=list)
-    relaxed: tuple[str, ...] = ()
-    tools: list[str] = field(default_factory=list)
-    # True when the LLM's text was replaced by a template (error, timeout or failed check).
-    fallback: bool = False
-    repaired: int = 0  # LLM sentences the verifier dropped
-    first_token_s: float | None = None
-    total_s: float = 0.0
-
-
-@dataclass(frozen=True)
 class TextDelta:
     text: str
 
 
 @dataclass(frozen=True)
 class ReplyDone:
-    reply: AgentReply
+    reply: Reply
 
 
 AgentEvent = TextDelta | ReplyDone
@@ -123,9 +81,9 @@ class _Turn:
     llm_task: str | None = None  # intro | answer | blurb: what the LLM may write
     llm_facts: str = ""
     lines: list[str] = field(default_factory=list)
-    cards: list[ProductCard] = field(default_factory=list)
-    cross_sell: list[CrossSellCard] = field(default_factory=list)
-    bundle: BundleCard | None = None
+    cards: list[ProductView] = field(default_factory=list)  # the recommendations
+    cross_sell: list[ProductView] = field(default_factory=list)
+    bundle: BundleView | None = None
     cart: list[CartItem] = field(default_factory=list)
     relaxed: tuple[str, ...] = ()
     tools: list[str] = field(default_factory=list)
@@ -184,7 +142,7 @@ class ShoppingAgent:
             )
         return self._understander
 
-    def reply(self, session_id: str, message: str, image: Image.Image | None = None) -> AgentReply:
+    def reply(self, session_id: str, message: str, image: Image.Image | None = None) -> Reply:
         for event in self.stream(session_id, message, image):
             if isinstance(event, ReplyDone):
                 return event.reply
@@ -221,7 +179,7 @@ class ShoppingAgent:
                 yield TextDelta(piece)
             if meta is not None:
                 fallback, repaired = meta
-        reply = AgentReply(
+        reply = Reply(
             session_id=session_id,
             text="".join(pieces).strip(),
             language=u.language,
@@ -229,8 +187,8 @@ class ShoppingAgent:
             products=turn.cards,
             cross_sell=turn.cross_sell,
             bundle=turn.bundle,
-            cart=turn.cart,
-            relaxed=turn.relaxed,
+            cart=[ProductView.of(i.product, quantity=i.quantity) for i in turn.cart],
+            relaxed=list(turn.relaxed),
             tools=turn.tools,
             fallback=fallback,
             repaired=repaired,
@@ -257,7 +215,7 @@ class ShoppingAgent:
     # --- acting --------------------------------------------------------------------------
     def _call(self, turn: _Turn, name: str, **args: object) -> ToolResult:
         turn.tools.append(name)
-        return make_tools(turn.ctx)[name].invoke(args)
+        return tools.call(name, turn.ctx, **args)
 
     def _act(self, turn: _Turn, message: str, image: Image.Image | None) -> None:
         u = turn.understanding
@@ -283,7 +241,7 @@ class ShoppingAgent:
             turn.lead = say(lang, move.value)
             return
         ctx.state = apply_constraints(ctx.state, u)
-        if u.articles:
+        if u.filters.articles:
             ctx.state.led = False
         state = ctx.state
         known = {p.id: p for p in self.shop.get_many([*state.shown, *state.bundle])}
@@ -323,7 +281,7 @@ class ShoppingAgent:
     def _search(self, turn: _Turn, *, like: str | None = None, lead: bool = True) -> None:
         ctx, lang = turn.ctx, turn.language
         u = turn.understanding
-        if ctx.image is not None and like is None and not u.articles:
+        if ctx.image is not None and like is None and not u.filters.articles:
             # A new photo says what is wanted; the category of earlier turns gives way.
             ctx.state.articles = self._photo_article(ctx.image)
             ctx.state.led = False
@@ -370,13 +328,11 @@ class ShoppingAgent:
         state.focus = state.shown[0] if len(state.shown) == 1 else None
         exact = exact or [True] * len(products)
         turn.cards = [
-            ProductCard(i, p, phrases.reason(p, state, lang, self.currency), e)
+            ProductView.of(p, rank=i, reason=phrases.reason(p, state, lang, self.currency), exact=e)
             for i, (p, e) in enumerate(zip(products, exact, strict=True), 1)
         ]
         turn.grounded += products
-        turn.lines += [
-            phrases.product_line(c.rank, c.product, c.reason, self.currency) for c in turn.cards
-        ]
+        turn.lines += [phrases.product_line(c.rank, c, c.reason, self.currency) for c in turn.cards]
 
     def _photo_article(self, image: Image.Image) -> list[str]:
         """The category a photo shows, when its closest products mostly agree ("same style
@@ -394,9 +350,10 @@ class ShoppingAgent:
             return
         unbounded = ctx.state.model_copy(update={"max_price": None, "min_price": None})
         probe = ShopContext(self.shop, self.store, ctx.session_id, unbounded)
-        found = make_tools(probe)["search_products"].invoke(
-            {"query": _query_text(ctx.state) or turn.understanding.text, "limit": 10}
-        )
+        found = tools.call(
+            "search_products", probe, query=_query_text(ctx.state) or turn.understanding.text,
+            limit=10,
+        )  # fmt: skip
         if found.products:
             low = min(found.products, key=lambda p: (p.price, p.id))
             turn.lead += " " + say(
@@ -411,20 +368,21 @@ class ShoppingAgent:
         )
         lang = turn.language
         turn.cross_sell = [
-            CrossSellCard(c.product, anchor.id, self._why(c.reasons, anchor, lang))
+            ProductView.of(
+                c.product, anchor_id=anchor.id, reason=self._why(c.reasons, anchor, lang)
+            )
             for c in result.complements
         ]
         if turn.cross_sell:
             turn.lines.append(say(lang, "cross_sell"))
             turn.lines += [
-                phrases.product_line(None, c.product, c.reason, self.currency)
-                for c in turn.cross_sell
+                phrases.product_line(None, c, c.reason, self.currency) for c in turn.cross_sell
             ]
 
     def _do_cheaper(self, turn: _Turn, targets: list[str]) -> None:
         # "Cheaper, under 500" names the new budget itself; a bare "cheaper" goes below
         # what was shown.
-        if turn.understanding.budget.max is None:
+        if turn.understanding.filters.max_price is None:
             shown = self.shop.get_many(turn.ctx.state.shown)
             turn.ctx.state = cheaper(turn.ctx.state, [p.price for p in shown])
         self._search(turn)
@@ -503,7 +461,7 @@ class ShoppingAgent:
             turn.lead = say(lang, "nothing_shown")
             return
         anchor = self.shop.get(target)
-        wanted = list(u.articles) or None
+        wanted = list(u.filters.articles) or None
         if wanted and anchor and anchor.article in wanted:
             wanted = [a for a in wanted if a != anchor.article] or None
         result = self._call(
@@ -511,8 +469,8 @@ class ShoppingAgent:
             "find_complements",
             product_id=target,
             articles=wanted,
-            colours=list(u.colours) or None,
-            max_price=u.budget.max,
+            colours=list(u.filters.colours) or None,
+            max_price=u.filters.max_price,
             limit=self.settings.max_products,
         )
         anchor = result.products[0]
@@ -523,12 +481,10 @@ class ShoppingAgent:
         products = [c.product for c in result.complements]
         self._show(turn, products)
         turn.cards = [
-            ProductCard(i, c.product, self._why(c.reasons, anchor, lang))
+            ProductView.of(c.product, rank=i, reason=self._why(c.reasons, anchor, lang))
             for i, c in enumerate(result.complements, 1)
         ]
-        turn.lines = [
-            phrases.product_line(c.rank, c.product, c.reason, self.currency) for c in turn.cards
-        ]
+        turn.lines = [phrases.product_line(c.rank, c, c.reason, self.currency) for c in turn.cards]
         state.focus = anchor.id
         turn.lead = say(lang, "complements", title=anchor.title)
         turn.llm_task = "intro"
@@ -541,7 +497,7 @@ class ShoppingAgent:
         u, state, lang = turn.understanding, turn.ctx.state, turn.language
         anchor = u.anchor
         assert anchor is not None
-        if not u.articles:
+        if not u.filters.articles:
             articles = [a for a in self.lead_articles if a not in anchor.articles]
             state.articles, state.led = articles, True
         words = " ".join(w for w in (u.search_text, anchor.garment or "", *state.usages) if w)
@@ -579,13 +535,10 @@ class ShoppingAgent:
         what = joiner.join([*(phrases.colour_name(c, lang) for c in anchor.colours[:1]), noun])
         what = what.strip() or anchor.text
         turn.cards = [
-            ProductCard(c.rank, c.product, phrases.pair_reason(said[c.product.id], noun, lang,
-                                                               yours=True))
+            c.model_copy(update={"reason": phrases.pair_reason(said[c.id], noun, lang, yours=True)})
             for c in turn.cards
-        ]  # fmt: skip
-        turn.lines = [
-            phrases.product_line(c.rank, c.product, c.reason, self.currency) for c in turn.cards
         ]
+        turn.lines = [phrases.product_line(c.rank, c, c.reason, self.currency) for c in turn.cards]
         turn.lead = say(lang, "goes_with", what=what)
         turn.llm_task = "intro"
 
@@ -604,14 +557,15 @@ class ShoppingAgent:
     def _look_of_categories(self, turn: _Turn, groups: list[tuple[str, ...]]) -> None:
         """One product of each named category, the best set within the total budget."""
         u, state, lang = turn.understanding, turn.ctx.state, turn.language
-        budget = u.budget.max
+        budget = u.filters.max_price
         pools: list[list[Product]] = []
         for articles in dict.fromkeys(groups):
             probe = state.model_copy(update={"articles": list(articles), "max_price": budget})
             ctx = ShopContext(self.shop, self.store, turn.ctx.session_id, probe)
-            found = make_tools(ctx)["search_products"].invoke(
-                {"query": " ".join([state.soft, *articles]), "limit": LOOK_CANDIDATES}
-            )
+            found = tools.call(
+                "search_products", ctx, query=" ".join([state.soft, *articles]),
+                limit=LOOK_CANDIDATES,
+            )  # fmt: skip
             turn.tools.append("search_products")
             if found.products:
                 pools.append(found.products)
@@ -621,7 +575,7 @@ class ShoppingAgent:
             turn.lead = say(lang, "no_look", budget=budget_words)
             return
         total = sum(p.price for p in chosen)
-        turn.bundle = BundleCard(chosen[0], chosen[1:], total, budget)
+        turn.bundle = _bundle(chosen[0], chosen[1:], total, budget)
         state.bundle = [p.id for p in chosen]
         self._show(turn, chosen)
         turn.lead = say(
@@ -633,13 +587,13 @@ class ShoppingAgent:
     def _bundle_around(self, turn: _Turn, target: str) -> None:
         u, state, lang = turn.understanding, turn.ctx.state, turn.language
         # Only a budget said for the set: "earrings under 1000" earlier capped earrings.
-        budget = u.budget.max
+        budget = u.filters.max_price
         result = self._call(
             turn,
             "build_bundle",
             anchor_id=target,
             budget=budget,
-            articles=list(u.articles) or None,
+            articles=list(u.filters.articles) or None,
             size=self.settings.bundle_size,
         )
         anchor = result.products[0]
@@ -651,7 +605,7 @@ class ShoppingAgent:
         bundle = result.bundle
         items = [c.product for c in bundle.items]
         why = {c.product.id: self._why(c.reasons, anchor, lang) for c in bundle.items}
-        turn.bundle = BundleCard(anchor, items, bundle.total, budget)
+        turn.bundle = _bundle(anchor, items, bundle.total, budget)
         state.bundle = [anchor.id, *(p.id for p in items)]
         turn.lead = say(
             lang,
@@ -684,7 +638,7 @@ class ShoppingAgent:
             f"{p.title} ({p.article}, {p.colour})" for p in products
         )
         turn.bundle = (
-            BundleCard(products[0], products[1:], sum(p.price for p in products), None)
+            _bundle(products[0], products[1:], sum(p.price for p in products), None)
             if len(products) > 1
             else None
         )
@@ -717,8 +671,8 @@ class ShoppingAgent:
             rank = u.ranks[0]
             if 0 < rank <= len(in_cart) or -len(in_cart) <= rank < 0:
                 target = in_cart[rank - 1 if rank > 0 else rank]
-        if target is None and u.articles:
-            named = [p.id for p in self.shop.get_many(in_cart) if p.article in u.articles]
+        if target is None and u.filters.articles:
+            named = [p.id for p in self.shop.get_many(in_cart) if p.article in u.filters.articles]
             target = named[0] if named else None
         if target is None and len(in_cart) == 1:
             target = in_cart[0]
@@ -759,13 +713,13 @@ class ShoppingAgent:
 
     def _do_block(self, turn: _Turn, targets: list[str]) -> None:
         state, lang, u = turn.ctx.state, turn.language, turn.understanding
-        colours = [*u.colours, *u.exclude_colours]
-        if not targets and (colours or u.brands):
+        colours = [*u.filters.colours, *u.filters.exclude_colours]
+        if not targets and (colours or u.filters.brands):
             # "Don't show me gold again": an exclusion, not one product.
             state.exclude_colours = list(dict.fromkeys([*state.exclude_colours, *colours]))
             state.colours = [c for c in state.colours if c not in colours]
-            state.exclude_brands = list(dict.fromkeys([*state.exclude_brands, *u.brands]))
-            state.brands = [b for b in state.brands if b not in u.brands]
+            state.exclude_brands = list(dict.fromkeys([*state.exclude_brands, *u.filters.brands]))
+            state.brands = [b for b in state.brands if b not in u.filters.brands]
             self._search(turn)
             return
         target = targets[0] if targets else state.focus
@@ -868,9 +822,10 @@ class ShoppingAgent:
             return question + turn.llm_facts
         wanted = phrases.scope(turn.ctx.state, lang, self.currency, prices=False).strip()
         head = ("想要：" if lang == "zh" else "Looking for: ") + (wanted or "gifts")
+        known = {p.id: p for p in turn.grounded}
         items = "\n".join(
-            f"- {c.product.title} ({c.product.article}, {c.product.colour}, {c.product.usage})"
-            for c in turn.cards
+            f"- {p.title} ({p.article}, {p.colour}, {p.usage})"
+            for p in (known[c.id] for c in turn.cards if c.id in known)
         )
         return f"{head}\n{'商品：' if lang == 'zh' else 'Pieces:'}\n{items}"
 
@@ -893,11 +848,11 @@ class ShoppingAgent:
         session_id: str,
         state: DialogState,
         message: str,
-        reply: AgentReply,
+        reply: Reply,
     ) -> None:
         self.store.save_state(session_id, state)
         self.store.append_turn(session_id, "user", message)
-        shown = [c.product.id for c in reply.products] + [c.product.id for c in reply.cross_sell]
+        shown = [c.id for c in reply.products] + [c.id for c in reply.cross_sell]
         self.store.append_turn(session_id, "assistant", reply.text, shown)
         if shopper_id:
             prefs = self.store.preferences(shopper_id)
@@ -946,8 +901,9 @@ class BundleView(BaseModel):
     budget: float | None
 
 
-class ReplyView(BaseModel):
-    """A reply as JSON: what `bijou chat --json` prints and the HTTP API returns."""
+class Reply(BaseModel):
+    """A whole reply: what the chat streams last, `bijou chat --json` prints and the HTTP API
+    returns."""
 
     session_id: str
     text: str
@@ -959,40 +915,18 @@ class ReplyView(BaseModel):
     cart: list[ProductView]
     relaxed: list[str]
     tools: list[str]
-    fallback: bool
-    repaired: int
+    fallback: bool  # the LLM's text was replaced by a template (error, timeout, failed check)
+    repaired: int  # LLM sentences the verifier dropped
     first_token_s: float | None
     total_s: float
 
-    @classmethod
-    def of(cls, reply: AgentReply) -> ReplyView:
-        bundle = reply.bundle
-        return cls(
-            session_id=reply.session_id,
-            text=reply.text,
-            language=reply.language,
-            move=reply.move,
-            products=[
-                ProductView.of(c.product, rank=c.rank, reason=c.reason, exact=c.exact)
-                for c in reply.products
-            ],
-            cross_sell=[
-                ProductView.of(c.product, anchor_id=c.anchor_id, reason=c.reason)
-                for c in reply.cross_sell
-            ],
-            bundle=None
-            if bundle is None
-            else BundleView(
-                anchor=ProductView.of(bundle.anchor),
-                items=[ProductView.of(p) for p in bundle.items],
-                total=bundle.total,
-                budget=bundle.budget,
-            ),
-            cart=[ProductView.of(i.product, quantity=i.quantity) for i in reply.cart],
-            relaxed=list(reply.relaxed),
-            tools=reply.tools,
-            fallback=reply.fallback,
-            repaired=reply.repaired,
-            first_token_s=reply.first_token_s,
-            total_s=reply.total_s,
-        )
+
+def _bundle(
+    anchor: Product, items: list[Product], total: float, budget: float | None
+) -> BundleView:
+    return BundleView(
+        anchor=ProductView.of(anchor),
+        items=[ProductView.of(p) for p in items],
+        total=total,
+        budget=budget,
+    )

@@ -20,6 +20,7 @@ from bijou.retrieval.look import look_of
 from bijou.retrieval.reasons import Reason
 
 if TYPE_CHECKING:
+    from bijou.agent.agent import ProductView
     from bijou.agent.tools import Fact
 
 TEMPLATES_FILE = Path(__file__).with_name("templates.yaml")
@@ -263,7 +264,7 @@ def ordinal(rank: int, language: str) -> str:
     return str(words[rank - 1]) if 0 < rank <= len(words) else f"#{rank}"
 
 
-def product_line(rank: int | None, product: Product, why: str, currency: str) -> str:
+def product_line(rank: int | None, product: Product | ProductView, why: str, currency: str) -> str:
     head = f"{rank}. " if rank is not None else "- "
     brand = f" ({product.brand})" if product.brand and product.brand not in product.title else ""
     line = f"{head}{product.title}{brand}: {money(product.price, currency)}"

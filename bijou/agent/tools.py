@@ -1,6 +1,6 @@
-"""The agent's tools: each is one small function with its argument schema beside it, exposed
-as a langchain ``StructuredTool`` so the JSON schema the LLM is constrained to and the code that
-runs are the same object.
+"""The agent's tools: each is one small function with its argument schema beside it (as in
+tau-bench), listed once in `TOOLS`. The agent's code calls them through `call`, which
+validates the arguments against the schema first.
 
 Tools read the shop through retrieval (search, complements) and the session store; only the
 cart tools write, and the agent calls those only on the shopper's explicit request.
@@ -8,12 +8,10 @@ cart tools write, and the agent calls those only on the shopper's explicit reque
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from langchain_core.tools import StructuredTool
 from PIL import Image
 from pydantic import BaseModel, Field
 
@@ -374,17 +372,11 @@ TOOLS: dict[str, ToolSpec] = {
     "remove_from_cart": ToolSpec(remove_from_cart, RemoveFromCartArgs, writes=True),
     "view_cart": ToolSpec(view_cart, NoArgs),
 }
-READ_ONLY = tuple(name for name, spec in TOOLS.items() if not spec.writes)
 
 
-def make_tools(ctx: ShopContext) -> dict[str, StructuredTool]:
-    """The tools bound to one turn's context, with their JSON schemas."""
-    return {
-        name: StructuredTool.from_function(
-            func=functools.partial(spec.function, ctx),
-            name=name,
-            description=(spec.function.__doc__ or name).split("\n\n")[0],
-            args_schema=spec.args,
-        )
-        for name, spec in TOOLS.items()
-    }
+def call(name: str, ctx: ShopContext, **args: object) -> ToolResult:
+    """Run a tool on this turn's context; arguments are checked against its schema (a bad
+    one is a pydantic ValidationError, never a half-run tool)."""
+    spec = TOOLS[name]
+    checked = spec.args.model_validate(args)
+    return spec.function(ctx, **checked.model_dump())

@@ -40,7 +40,7 @@ def referenced(
             pick = min if u.pick == "cheapest" else max
             if priced:
                 return [pick(priced, key=lambda p: (p.price, p.id)).id]
-        named = set(u.articles)
+        named = set(u.filters.articles)
         if named and len(named) < 5:  # "the clutch", not "jewellery"
             same = [i for i in pool if i in products and products[i].article in named]
             if same:
@@ -56,33 +56,33 @@ def apply_constraints(state: DialogState, u: Understanding) -> DialogState:
     new = state.model_copy(deep=True)
     new.language = u.language
     new.script = u.script if u.language == "zh" else new.script
-    if u.articles and list(u.articles) != state.articles:
-        new.articles = list(u.articles)
+    if u.filters.articles and list(u.filters.articles) != state.articles:
+        new.articles = list(u.filters.articles)
         new.soft = ""  # a new category starts a new description
     for name in ("colours", "genders", "usages", "brands"):
-        if values := getattr(u, name):
+        if values := getattr(u.filters, name):
             setattr(new, name, list(values))
     if u.any_colour:
         new.colours = []
     # Naming an excluded colour or brand again ("gold is fine after all") lifts its exclusion.
-    kept_colours = [c for c in new.exclude_colours if c not in u.colours]
-    kept_brands = [b for b in new.exclude_brands if b not in u.brands]
-    new.exclude_colours = _union(kept_colours, u.exclude_colours)
-    new.exclude_brands = _union(kept_brands, u.exclude_brands)
+    kept_colours = [c for c in new.exclude_colours if c not in u.filters.colours]
+    kept_brands = [b for b in new.exclude_brands if b not in u.filters.brands]
+    new.exclude_colours = _union(kept_colours, u.filters.exclude_colours)
+    new.exclude_brands = _union(kept_brands, u.filters.exclude_brands)
     new.colours = [c for c in new.colours if c not in new.exclude_colours]
     new.brands = [b for b in new.brands if b not in new.exclude_brands]
     if u.any_price:
         new.min_price = new.max_price = None
-    elif u.budget.min is not None or u.budget.max is not None:
-        new.min_price, new.max_price = u.budget.min, u.budget.max
+    elif u.filters.min_price is not None or u.filters.max_price is not None:
+        new.min_price, new.max_price = u.filters.min_price, u.filters.max_price
     if u.move in (Move.SEARCH, Move.MORE_LIKE):
         soft = u.search_text if u.parsed.remainder.strip() or u.refinements else ""
         if soft:
             new.soft = soft
-    if u.usages:
-        new.occasion = u.usages[0]
-    if u.genders:
-        new.recipient = u.genders[0]
+    if u.filters.usages:
+        new.occasion = u.filters.usages[0]
+    if u.filters.genders:
+        new.recipient = u.filters.genders[0]
     return new
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bijou.catalog.schema import Product
-from bijou.retrieval.lexicon import alternation, load_lexicon, to_simplified
+from bijou.retrieval.lexicon import CJK_RE, TOKEN_RE, alternation, load_lexicon, to_simplified
 from bijou.retrieval.look import look_of
 from bijou.retrieval.query import QueryParser
 
@@ -43,9 +43,6 @@ _MATERIAL_RE = re.compile(
 _NUMBER_RE = re.compile(
     r"(?<![A-Za-z0-9_.])\d{1,3}(?:,\d{2,3})+(?:\.\d+)?|(?<![A-Za-z0-9_.,])\d+(?:\.\d+)?"
 )
-# Like sentence_end: an ASCII stop ends a sentence only before a space ("₹1,299.50" is one).
-_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*|\n+")
-_CJK_RE = re.compile(r"[\u3400-\u9fff]")
 _WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 # Currency words and signs a reply may not use unless the shop's currency is that one.
 _CURRENCY_RE = re.compile(
@@ -68,17 +65,17 @@ _BUDGET_CUE = re.compile(
     ),
     re.IGNORECASE,
 )
-_ROLE_LABEL = re.compile(
+ROLE_LABEL = re.compile(
     r"(?:^|[\s\"'“(。！？，、])(?:shopper|customer|user|assistant|system|human|bot|ai|"
     r"顾客|用户|助手|客服|系统|购物者)\s*[:：]",
     re.IGNORECASE,
 )
-_THIRD_PERSON = re.compile(
+THIRD_PERSON = re.compile(
     r"\bthe (?:shopper|customer|user|buyer|client)\b|\bshopping assistant\b|"
     r"\bthe assistant\b|顾客|购物者|该用户|这位用户|购物助手",
     re.IGNORECASE,
 )
-_COMPARATIVE = re.compile(
+COMPARATIVE = re.compile(
     r"\b(?:than|cheaper|pricier|costlier|better|bigger|smaller|lighter|heavier)\b|比|更",
     re.IGNORECASE,
 )
@@ -198,18 +195,18 @@ class ReplyVerifier:
             0
         ] != grounding.currency:
             bad("currency", found_currency[0])  # "225元": the shop does not price in yuan
-        has_cjk = bool(_CJK_RE.search(sentence))
+        has_cjk = bool(CJK_RE.search(sentence))
         if (grounding.language == "zh") != has_cjk and re.search(r"\w{2}", sentence):
             bad("language", "zh" if has_cjk else "en")
         if _quotes(sentence, grounding.secret):
             bad("leak", "system prompt")
-        if m := _ROLE_LABEL.search(sentence):
+        if m := ROLE_LABEL.search(sentence):
             bad("label", m[0].strip())
-        if m := _THIRD_PERSON.search(sentence):
+        if m := THIRD_PERSON.search(sentence):
             bad("person", m[0])
         if asked and (run := _echo(sentence, asked, grounding.titles)):
             bad("echo", run)
-        if _COMPARATIVE.search(sentence) and any(
+        if COMPARATIVE.search(sentence) and any(
             sentence.lower().count(t) >= 2 for t in grounding.titles
         ):
             bad("self_comparison", "one product compared with itself")
@@ -236,21 +233,6 @@ class ReplyVerifier:
                     bad("budget", f"{value:g}")  # the shopper's budget said as a price
             else:
                 bad("price", f"{value:g}")
-
-    def repair(self, text: str, grounding: Grounding) -> tuple[str, list[Violation]]:
-        """The text without its failing sentences, and what failed."""
-        kept, failed = [], []
-        for sentence in split_sentences(text):
-            problems = self.check(sentence, grounding)
-            failed += problems
-            if not problems:
-                kept.append(sentence)
-        joiner = "" if grounding.language == "zh" else " "
-        return joiner.join(kept), failed
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_RE.split(text) if s and s.strip()]
 
 
 def sentence_end(text: str) -> int:
@@ -283,7 +265,7 @@ def _quotes(sentence: str, secret: str, words: int = 6, chars: int = 12) -> bool
     for i in range(len(tokens) - words + 1):
         if f" {' '.join(tokens[i : i + words])} " in low:
             return True
-    han, said = "".join(_CJK_RE.findall(secret)), "".join(_CJK_RE.findall(sentence))
+    han, said = "".join(CJK_RE.findall(secret)), "".join(CJK_RE.findall(sentence))
     return any(han[i : i + chars] in said for i in range(0, max(len(han) - chars + 1, 0)))
 
 
@@ -308,19 +290,16 @@ def _echo(sentence: str, asked: str, titles: frozenset[str]) -> str:
     text = sentence.lower()
     for title in sorted(titles, key=len, reverse=True):
         text = text.replace(title, " | ")
-    asked_tokens = _TOKEN_RE.findall(asked.lower())
+    asked_tokens = TOKEN_RE.findall(asked.lower())
     runs = {
         tuple(asked_tokens[i : i + _ECHO_WORDS]) for i in range(len(asked_tokens) - _ECHO_WORDS + 1)
     }
     for part in text.split("|"):
-        tokens = _TOKEN_RE.findall(part)
+        tokens = TOKEN_RE.findall(part)
         for i in range(len(tokens) - _ECHO_WORDS + 1):
             if tuple(tokens[i : i + _ECHO_WORDS]) in runs:
                 return " ".join(tokens[i : i + _ECHO_WORDS])
     return ""
-
-
-_TOKEN_RE = re.compile(r"[\u3400-\u9fff]|[^\W_]+")
 
 
 def speaks_of_budget(sentence: str) -> bool:

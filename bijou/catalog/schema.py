@@ -6,16 +6,7 @@ import hashlib
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-JEWELLERY_ARTICLES = (
-    "Earrings",
-    "Pendant",
-    "Necklace and Chains",
-    "Ring",
-    "Bangle",
-    "Bracelet",
-    "Jewellery Set",
-)
-
+# The colour a piece is called by when its record names only its metal.
 METAL_TONES = {"silver": "Silver", "gold": "Gold", "stainless steel": "Steel", "steel": "Steel"}
 
 

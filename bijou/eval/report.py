@@ -1,5 +1,5 @@
 """The dialog evaluation's reports: ``report.json`` (every number, see
-`bijou.eval.dialogs.summarize`), ``report.md`` (tables and failures) and ``report.html`` (the
+`bijou.eval.runs.summarize`), ``report.md`` (tables and failures) and ``report.html`` (the
 same with plots — pass rate per scenario family, latency histograms — embedded as PNG, and each
 failed run with its checks and full transcript)."""
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bijou.eval.dialogs import EvalResults, RunRecord, ScenarioRecord, TurnRecord, summarize
+from bijou.eval.runs import EvalResults, RunRecord, ScenarioRecord, TurnRecord, summarize
 
 HEADLINE = (
     ("pass_1", "pass^1"),

@@ -24,11 +24,11 @@ from bijou.catalog.loader import catalog_sources, load_catalog
 from bijou.catalog.media import MediaStore
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
-from bijou.eval.metrics import RetrievalMetrics, evaluate
 from bijou.fusion.encoders import Encoders
 from bijou.fusion.models import FusionConfig, FusionModel, Modalities, build_fusion
 from bijou.fusion.train_image import split_of
 from bijou.fusion.video import product_videos
+from bijou.metrics import RetrievalMetrics, evaluate
 
 QUERY_KINDS = ("title", "attributes", "note", "photo")
 

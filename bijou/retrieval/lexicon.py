@@ -23,6 +23,8 @@ VOCAB_DIR = Path(__file__).with_name("vocab")
 LANGUAGE_FILES = ("en.yaml", "zh.yaml", "hi.yaml")  # the first one glosses the others
 CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 CJK_RE = re.compile(f"[{CJK}]")
+# Words, with each Chinese character a word of its own (Chinese is written without spaces).
+TOKEN_RE = re.compile(f"[{CJK}]|[^\\W_]+")
 
 
 def language_of(text: str, fallback: str = "en") -> str:
@@ -66,6 +68,13 @@ def alternation(terms: Iterable[str]) -> str:
         right = "(?![a-z0-9])" if term[-1].isascii() and term[-1].isalnum() else ""
         parts.append(left + re.escape(term) + right)
     return "|".join(parts)
+
+
+def any_of(words: Iterable[str]) -> str:
+    """A group matching any of the phrases (longest first, word-bounded); one matching
+    nothing when there are none."""
+    words = [w for w in words if w]
+    return f"(?:{alternation(words)})" if words else r"(?!x)x"
 
 
 @dataclass(frozen=True)
@@ -218,7 +227,6 @@ class Lexicon:
     typos: Mapping[str, str]  # common slips -> the word meant
     brand_words: frozenset[str]  # brand names that are also ordinary words: never "fixed"
     groups: Mapping[str, tuple[str, ...]]
-    metal_tones: Mapping[str, str]
     record_attributes: Mapping[str, RecordAttribute]
     palette: Mapping[str, tuple[int, int, int]]  # colour name -> sRGB, for photos
     styling: Styling
@@ -424,7 +432,6 @@ def load_lexicon(folder: Path = VOCAB_DIR) -> Lexicon:
         typos={k: v.lower() for k, v in _merged(files, "typos").items()},
         brand_words=frozenset(_phrases(files, "brand_words")),
         groups=groups,
-        metal_tones={k.lower(): v for k, v in (catalog.get("metal_tones") or {}).items()},
         record_attributes={
             name: RecordAttribute(tuple(spec.get("fields") or ()), tuple(spec.get("words") or ()))
             for name, spec in attributes.items()

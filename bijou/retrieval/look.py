@@ -19,7 +19,7 @@ from functools import cache
 import numpy as np
 from PIL import Image
 
-from bijou.catalog.schema import Product
+from bijou.catalog.schema import METAL_TONES, Product
 from bijou.retrieval.lexicon import load_lexicon
 
 LOOK_VERSION = "look:1"  # part of the index's payload: a change re-writes payloads, not vectors
@@ -82,7 +82,7 @@ def look_of(product: Product, image_colours: Sequence[str] = ()) -> Look:
     title_metals, title_colours = _split(_named(product.title))
     attr_terms = [t for name in COLOUR_ATTRIBUTES for t in _named(product.attributes.get(name, ""))]
     attr_metals, attr_colours = _split(attr_terms)
-    base = load_lexicon().metal_tones.get(product.metal.lower()) if product.metal else None
+    base = METAL_TONES.get(product.metal.lower()) if product.metal else None
     field_metals, field_colours = _split([(product.colour,)] if product.colour else [])
     metal = next(iter([*title_metals, *attr_metals, *field_metals]), None) or base
     # Near names are one look (Coffee Brown and Brown, Steel and Silver, rose gold and Copper).
@@ -98,8 +98,10 @@ def look_of(product: Product, image_colours: Sequence[str] = ()) -> Look:
         and (product.colour == "White" or not _near(product.colour, title_metals[0]))
     ):
         conflicts.append(f"colour field {product.colour}, the title says {title_metals[0]}")
-    if title_colours and field_colours and not any(
-        _near(a, b) for a in field_colours for b in title_colours
+    if (
+        title_colours
+        and field_colours
+        and not any(_near(a, b) for a in field_colours for b in title_colours)
     ):
         conflicts.append(f"colour field {product.colour}, the title says {title_colours[0]}")
     colours = [*title_colours, *attr_colours]

@@ -21,7 +21,7 @@ from bijou.retrieval.lexicon import (
     Lexicon,
     Vocabulary,
     alternation,
-    language_of,
+    any_of,
     load_lexicon,
     to_simplified,
 )
@@ -87,7 +87,6 @@ class AnchorPhrase:
 @dataclass(frozen=True)
 class ParsedQuery:
     raw: str
-    language: str
     filters: QueryFilters
     remainder: str
     search_text: str
@@ -99,11 +98,6 @@ class ParsedQuery:
 
 
 # --- the grammar the vocabularies are put into --------------------------------------------------
-def _cue(words: Iterable[str]) -> str:
-    words = [w for w in words if w]
-    return f"(?:{alternation(words)})" if words else r"(?!x)x"
-
-
 @dataclass(frozen=True)
 class Grammar:
     lexicon: Lexicon
@@ -137,19 +131,19 @@ def grammar() -> Grammar:
         rf"(?:\d+(?:,\d{{2,3}})*(?:\.\d+)?(?:\s*(?:{multipliers})(?![a-z])|\s*[百千万])?"
         rf"|{zh_num})"
     )
-    cur_pre = _cue(b.currency_before)
-    cur_post = _cue(b.currency_after)
-    units = _cue(b.quantity_units)
+    cur_pre = any_of(b.currency_before)
+    cur_post = any_of(b.currency_after)
+    units = any_of(b.quantity_units)
     money = (
         rf"(?:{cur_pre}\s*|(?<![a-z0-9])(?<!\d[.,])){num}(?:\s*{cur_post})?(?![a-z0-9])"
         rf"(?!\s*{units})"
     )
     # "4000 all together", "一共3000": a total is a ceiling too.
-    ceil_pre = _cue([*b.ceiling_before, *b.total])
-    ceil_post = _cue([*b.ceiling_after, *b.total])
-    floor_pre, floor_post = _cue(b.floor_before), _cue(b.floor_after)
-    approx_pre, approx_post = _cue(b.approx_before), _cue(b.approx_after)
-    range_pre, joiners = _cue(b.range_before), _cue(b.range_joiners)
+    ceil_pre = any_of([*b.ceiling_before, *b.total])
+    ceil_post = any_of([*b.ceiling_after, *b.total])
+    floor_pre, floor_post = any_of(b.floor_before), any_of(b.floor_after)
+    approx_pre, approx_post = any_of(b.approx_before), any_of(b.approx_after)
+    range_pre, joiners = any_of(b.range_before), any_of(b.range_joiners)
     price = re.compile(
         rf"(?P<range>(?:(?P<rcue>{range_pre})\s*)?(?P<lo>{money})\s*{joiners}"
         rf"\s*(?P<hi>{money})(?:\s*(?P<rpost>之间|之内|以内|{ceil_post}))?)"
@@ -162,7 +156,7 @@ def grammar() -> Grammar:
         rf"|(?P<bare>{money})"
     )
     word_numbers = [*n.units, *n.scales, *n.fractions, *n.shifts, *n.joiners]
-    word = _cue(word_numbers)
+    word = any_of(word_numbers)
     neg = lex.negation
     # Typo targets are the catalog's words; every word any vocabulary knows is left alone
     # ("stones" is not a slip for "stoles", nor "chautha" for "chauth").
@@ -187,16 +181,18 @@ def grammar() -> Grammar:
         ),
         number_token=re.compile(rf"\d+(?:[.,]\d+)*k?|thousand|lakhs?|lacs?|{zh_num}"),
         number_words=re.compile(rf"{word}(?:\s+{word})*"),
-        total=re.compile(_cue(b.total)),
-        regret=re.compile(rf"\W{{0,3}}(?:is |are |would be |seems )?{_cue(b.floor_regret_after)}"),
-        neg_before=re.compile(rf"(?:{_cue(neg.before)})(?:\s+(?:by|from))?\s*$"),
-        neg_after=re.compile(rf"^\s*(?:colou?r|tone|wala|wali|的)?\s*{_cue(neg.after)}"),
+        total=re.compile(any_of(b.total)),
+        regret=re.compile(
+            rf"\W{{0,3}}(?:is |are |would be |seems )?{any_of(b.floor_regret_after)}"
+        ),
+        neg_before=re.compile(rf"(?:{any_of(neg.before)})(?:\s+(?:by|from))?\s*$"),
+        neg_after=re.compile(rf"^\s*(?:colou?r|tone|wala|wali|的)?\s*{any_of(neg.after)}"),
         list_sep=re.compile(r"\s*(?:,|/|or|nor|and|、|或者|或|和|ya)?\s*"),
-        owned=re.compile(_cue(lex.anchors.owned)),
-        links=tuple((re.compile(_cue([ln.phrase])), ln.direction) for ln in lex.anchors.links),
+        owned=re.compile(any_of(lex.anchors.owned)),
+        links=tuple((re.compile(any_of([ln.phrase])), ln.direction) for ln in lex.anchors.links),
         zh_stop=re.compile(alternation(lex.zh_stopwords)),
         structure=re.compile(
-            _cue([*lex.anchors.owned, *(ln.phrase for ln in lex.anchors.links), *b.total])
+            any_of([*lex.anchors.owned, *(ln.phrase for ln in lex.anchors.links), *b.total])
         ),
         typo_targets=targets,
         known_words=known,
@@ -373,7 +369,10 @@ class _Found:
 
 
 class QueryParser:
-    def __init__(self, brands: Iterable[str] = ()) -> None:
+    def __init__(self, brands: Iterable[str] = (), *, strict: bool = False) -> None:
+        """``strict``: a parser bug raises (tests) instead of searching without filters and
+        logging it (production)."""
+        self.strict = strict
         self.grammar = grammar()
         self.lexicon = self.grammar.lexicon
         self._brands = {normalise(b).lower(): b for b in brands if b and b.strip()}
@@ -397,8 +396,10 @@ class QueryParser:
         try:
             return self._parse(raw)
         except Exception:  # a bad query must never break search: no filters, but say so
+            if self.strict:
+                raise
             log.exception("query parser failed on %r; searching without filters", raw[:200])
-            return ParsedQuery(raw, language_of(raw), QueryFilters(), "", "")
+            return ParsedQuery(raw, QueryFilters(), "", "")
 
     def _parse(self, raw: str) -> ParsedQuery:
         g = self.grammar
@@ -436,7 +437,6 @@ class QueryParser:
         search_text = " ".join(_unique(w for w in english if not CJK_RE.search(w)))
         return ParsedQuery(
             raw,
-            language_of(raw),
             filters,
             " ".join(rest),
             search_text,
@@ -651,7 +651,3 @@ def _remainder(text: str, g: Grammar) -> list[str]:
     tokens = re.split(r"[\W_]+", g.zh_stop.sub(" ", g.structure.sub(" ", text)))
     stop = g.lexicon.stopwords
     return [t for t in tokens if t and t not in stop and not g.number_token.fullmatch(t)]
-
-
-def parse_query(text: str) -> ParsedQuery:
-    return QueryParser().parse(text)

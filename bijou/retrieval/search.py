@@ -390,6 +390,15 @@ class SearchEngine:
         self.refresh_vocabulary()
         return count
 
+    def delete(self, product_ids: Sequence[str]) -> int:
+        """Remove products the index holds; the parser forgets brands no product has left.
+        The count of those removed (ids it never held are not)."""
+        held = [p.id for p in self.index.get_many(product_ids)]
+        if held:
+            self.index.delete(held)
+            self.refresh_vocabulary()
+        return len(held)
+
 
 @dataclass(frozen=True)
 class SyncReport:

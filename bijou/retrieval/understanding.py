@@ -14,8 +14,8 @@ the agent passes one in as a `SecondOpinion`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bijou.retrieval.lexicon import Lexicon, language_of, load_lexicon, script_of
+from bijou.retrieval.lexicon import Lexicon, any_of, language_of, load_lexicon, script_of
 from bijou.retrieval.query import AnchorPhrase, ParsedQuery, QueryFilters, QueryParser, normalise
 
 if TYPE_CHECKING:
@@ -98,14 +98,6 @@ class Anchor(BaseModel):
     text: str = ""
 
 
-class Budget(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    min: float | None = None
-    max: float | None = None
-    total: bool = False  # for several items together
-
-
 class Understanding(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
@@ -116,16 +108,11 @@ class Understanding(BaseModel):
     move_source: Source = "rules"
     ranks: tuple[int, ...] = ()  # 1-based positions in the list shown; -1 the last, 0 middle
     pick: Literal["cheapest", "most_expensive"] | None = None
-    articles: tuple[str, ...] = ()  # wanted; for complements and looks, the targets
+    # What is wanted (for complements and looks: the targets), as search filters.
+    filters: QueryFilters = Field(default_factory=QueryFilters)
+    budget_total: bool = False  # the budget is for several items together
     article_groups: tuple[tuple[str, ...], ...] = ()  # one per category named
-    colours: tuple[str, ...] = ()
-    exclude_colours: tuple[str, ...] = ()
-    brands: tuple[str, ...] = ()
-    exclude_brands: tuple[str, ...] = ()
-    genders: tuple[str, ...] = ()
     recipient: str | None = None
-    usages: tuple[str, ...] = ()
-    budget: Budget = Field(default_factory=Budget)
     anchor: Anchor | None = None
     attribute: str | None = None
     quantity: int = 1
@@ -134,21 +121,6 @@ class Understanding(BaseModel):
     any_price: bool = False  # "no budget": drop the budget
     other_brand: bool = False  # "not that brand": exclude the brand pointed at
     parsed: ParsedQuery = Field(exclude=True, repr=False)
-
-    @property
-    def filters(self) -> QueryFilters:
-        """What this message asks for, as search filters."""
-        return QueryFilters(
-            articles=self.articles,
-            colours=self.colours,
-            genders=self.genders,
-            usages=self.usages,
-            brands=self.brands,
-            exclude_colours=self.exclude_colours,
-            exclude_brands=self.exclude_brands,
-            min_price=self.budget.min,
-            max_price=self.budget.max,
-        )
 
     @property
     def search_text(self) -> str:
@@ -219,16 +191,10 @@ class _Grammar:
     shopping: re.Pattern[str]
 
 
-def _words(words: Sequence[str]) -> str:
-    from bijou.retrieval.lexicon import alternation
-
-    return f"(?:{alternation(words)})" if words else r"(?!x)x"
-
-
 @cache
 def _grammar() -> _Grammar:
     lex = load_lexicon()
-    openers = _words(lex.openers)
+    openers = any_of(lex.openers)
     # Cues are read on normalised text, so they are normalised too ("what's" -> "what").
     cues = {
         Move(name): re.compile(
@@ -243,41 +209,41 @@ def _grammar() -> _Grammar:
     r = lex.ranks
     latin = {k: v for k, v in r.ordinals.items() if k.isascii() and not k.isdigit()}
     zh = {k: v for k, v in r.ordinals.items() if not k.isascii() or k.isdigit()}
-    nouns_latin = _words([n for n in r.nouns if n.isascii()])
-    nouns_zh = _words([n for n in r.nouns if not n.isascii()])
-    ordinal = _words(list(latin))
-    numbered = _words([n for n in r.numbered if n.isascii()])
+    nouns_latin = any_of([n for n in r.nouns if n.isascii()])
+    nouns_zh = any_of([n for n in r.nouns if not n.isascii()])
+    ordinal = any_of(list(latin))
+    numbered = any_of([n for n in r.numbered if n.isascii()])
     ranks = re.compile(
         rf"(?<![a-z])(?:the\s+)?(?P<o1>{ordinal})\s+{nouns_latin}(?![a-z])"
         rf"|(?<![a-z])the\s+(?P<o2>{ordinal})(?![a-z])"
         rf"|(?:(?<![a-z0-9])|(?<=#)){numbered}\s*(?P<n>[1-9])(?![0-9])"
         rf"|#\s*(?P<h>[1-9])(?![0-9])"
-        rf"|第\s*(?P<z>{_words(list(zh))})\s*{nouns_zh}?"
+        rf"|第\s*(?P<z>{any_of(list(zh))})\s*{nouns_zh}?"
         rf"|(?P<zl>最后一){nouns_zh}"
     )
-    counts = _words(list(r.counts))
+    counts = any_of(list(r.counts))
     spans = re.compile(
         rf"(?<![a-z])(?P<w>first|top|last)\s+(?P<c>{counts})(?![a-z0-9])"
         rf"|(?P<zw>前|后|最后)\s*(?P<zc>{counts})\s*{nouns_zh}"
     )
-    picks = {name: re.compile(_words(list(words))) for name, words in r.picks.items()}
+    picks = {name: re.compile(any_of(list(words))) for name, words in r.picks.items()}
     return _Grammar(
         cues=cues,
         ranks=ranks,
         spans=spans,
-        both=re.compile(_words(list(r.both))),
+        both=re.compile(any_of(list(r.both))),
         picks=picks,
         quantity=re.compile(
             r"(?<![\w#])([2-9])\s*(?:of (?:them|it|those|these)|pieces|pcs|x)(?![a-z])"
             # Not "第2个" (a rank; normalising puts a space after 第).
             r"|(?<![第前后\d])(?<![第前后]\s)([2-9两二三四五六七八九])\s*[个件条对只]"
         ),
-        any_colour=re.compile(_words(lex.relax["any_colour"])),
-        any_price=re.compile(_words(lex.relax["any_price"])),
-        other_brand=re.compile(_words(lex.relax["other_brand"])),
-        alternatives=re.compile(_words(lex.alternatives)),
-        cart_both=re.compile(_words(lex.cart_both)),
-        shopping=re.compile(_words(lex.shopping)),
+        any_colour=re.compile(any_of(lex.relax["any_colour"])),
+        any_price=re.compile(any_of(lex.relax["any_price"])),
+        other_brand=re.compile(any_of(lex.relax["other_brand"])),
+        alternatives=re.compile(any_of(lex.alternatives)),
+        cart_both=re.compile(any_of(lex.cart_both)),
+        shopping=re.compile(any_of(lex.shopping)),
     )
 
 
@@ -333,16 +299,10 @@ class Understander:
             move_source=vote.source,
             ranks=ranks,
             pick=self._pick(text),
-            articles=articles,
+            filters=dataclasses.replace(f, articles=articles),
+            budget_total=parsed.budget_total,
             article_groups=parsed.article_groups,
-            colours=f.colours,
-            exclude_colours=f.exclude_colours,
-            brands=f.brands,
-            exclude_brands=f.exclude_brands,
-            genders=f.genders,
             recipient=parsed.recipient,
-            usages=f.usages,
-            budget=Budget(min=f.min_price, max=f.max_price, total=parsed.budget_total),
             anchor=anchor,
             attribute=self._attribute(text) if vote.move is Move.QUESTION else None,
             quantity=quantity,
@@ -370,7 +330,7 @@ class Understander:
             opinion = self.second_opinion(text, context)
             if opinion is not None:
                 return self._fit(MoveVote(opinion, 0.5, "llm"), parsed, context)
-        if predicted is not None and self._product_words(parsed) == 0:
+        if predicted is not None and self._productany_of(parsed) == 0:
             return self._fit(predicted, parsed, context)
         return MoveVote(self._default(parsed, context), 0.5, "default")
 
@@ -384,13 +344,13 @@ class Understander:
         """A learned move that cannot apply (a question with nothing shown) gives way."""
         if vote.move in POINTING and context.shown == 0 and not context.has_bundle:
             return MoveVote(self._default(parsed, context), vote.confidence, vote.source)
-        if vote.move in _SMALL_TALK and self._product_words(parsed) > 0:
+        if vote.move in _SMALL_TALK and self._productany_of(parsed) > 0:
             return MoveVote(Move.SEARCH, vote.confidence, vote.source)
         return vote
 
     def _rules(self, text: str, parsed: ParsedQuery, context: DialogContext) -> MoveVote | None:
         g = self._g
-        products = self._product_words(parsed)
+        products = self._productany_of(parsed)
         for move in RULE_ORDER:
             pattern = g.cues.get(move)
             cue = pattern.search(text) if pattern is not None else None
@@ -401,7 +361,7 @@ class Understander:
             rest = text[: cue.start()] + " " + text[cue.end() :]
             if move in _ELSEWHERE and self._names_other(rest, context):
                 continue  # "I'd like to buy a watch" while earrings are shown: a new search
-            if move in _SMALL_TALK and self._product_words(parsed, occasions=False):
+            if move in _SMALL_TALK and self._productany_of(parsed, occasions=False):
                 continue  # "hi, I need earrings"; "write a letter" names no product
             return MoveVote(move, 1.0, "rules")
         if parsed.anchor is not None and (
@@ -435,7 +395,7 @@ class Understander:
         )
 
     @staticmethod
-    def _product_words(parsed: ParsedQuery, *, occasions: bool = True) -> int:
+    def _productany_of(parsed: ParsedQuery, *, occasions: bool = True) -> int:
         """How much of a product request the message holds: categories, colours, prices,
         brands, occasions (a recipient alone is not one: "write a letter to my mom"; nor,
         for small talk, an occasion: "how do you work")."""
@@ -456,7 +416,7 @@ class Understander:
 
     def _default(self, parsed: ParsedQuery, context: DialogContext) -> Move:
         """No cue: a search when the message holds any request, else small talk."""
-        if self._product_words(parsed) or parsed.filters.genders or context.photo:
+        if self._productany_of(parsed) or parsed.filters.genders or context.photo:
             return Move.SEARCH
         text = parsed.text or ""
         shopping = self._g.shopping.search(text) or self.lexicon.refinements.pattern.search(text)

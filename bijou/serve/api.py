@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Protocol
 
 from fastapi import (
+    APIRouter,
     Depends,
     FastAPI,
     File,
@@ -38,7 +39,7 @@ from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import HTTPConnection
 
-from bijou.agent.agent import AgentEvent, ProductView, ReplyDone, ReplyView, TextDelta
+from bijou.agent.agent import AgentEvent, ProductView, Reply, ReplyDone, TextDelta
 from bijou.agent.memory import NotInCartError, UnknownSessionError
 from bijou.agent.tools import CartItem
 from bijou.catalog.media import ImageDecodeError, decode_image
@@ -47,7 +48,8 @@ from bijou.config import BijouConfig
 from bijou.retrieval.search import SearchRequest, SearchResult
 from bijou.serve.speech import AudioDecodeError, Transcript
 
-WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
+# The widget and the demo shop page ship inside the package, so an installed wheel serves them.
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 MAX_MESSAGE_CHARS = 2000
 
 
@@ -69,6 +71,8 @@ class Backend(Protocol):
         self, session_id: str, product_id: str, quantity: int
     ) -> list[CartItem]: ...
     async def remove_from_cart(self, session_id: str, product_id: str) -> list[CartItem]: ...
+    async def clear_cart(self, session_id: str) -> None: ...
+    async def delete_session(self, session_id: str) -> None: ...
     async def upsert(self, products: list[Product]) -> int: ...
     async def delete(self, product_ids: list[str]) -> int: ...
 
@@ -98,7 +102,7 @@ class TranscriptOut(BaseModel):
 class VoiceOut(BaseModel):
     session_id: str
     transcript: TranscriptOut
-    reply: ReplyView
+    reply: Reply
 
 
 class SearchHit(ProductView):
@@ -196,9 +200,320 @@ def _sse(event: str, data: BaseModel | dict[str, object]) -> str:
     return f"event: {event}\ndata: {body}\n\n"
 
 
+def config_of(connection: HTTPConnection) -> BijouConfig:
+    return connection.app.state.config
+
+
+Settings = Annotated[BijouConfig, Depends(config_of)]
+
+
+def _photo_of(body: ChatIn, config: BijouConfig) -> Image.Image | None:
+    return _b64_photo(body.image, config.serve.max_upload_bytes) if body.image else None
+
+
+health = APIRouter(tags=["health"])
+
+
+# --- health -----------------------------------------------------------------------
+@health.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    try:
+        ok = await backend_of(request).ready()
+    except Exception as exc:  # a backend that cannot even load is not ready
+        return JSONResponse({"status": "loading", "detail": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ready" if ok else "loading"}, status_code=200 if ok else 503)
+
+
+carts = APIRouter(tags=["carts"])
+
+
+# --- sessions and carts -------------------------------------------------------------
+@carts.post("/v1/sessions")
+async def new_session(body: SessionIn, shop: Shop) -> SessionOut:
+    return SessionOut(session_id=await shop.create_session(body.shopper_id))
+
+
+@carts.get("/v1/sessions/{session_id}/cart")
+async def get_cart(session_id: str, shop: Shop) -> CartOut:
+    return _cart_out(await shop.cart(session_id))
+
+
+@carts.post("/v1/sessions/{session_id}/cart")
+async def add_cart(session_id: str, body: CartIn, shop: Shop) -> CartOut:
+    if await shop.product(body.product_id) is None:
+        raise HTTPException(404, f"no product {body.product_id}")
+    try:
+        return _cart_out(await shop.add_to_cart(session_id, body.product_id, body.quantity))
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+@carts.delete("/v1/sessions/{session_id}", status_code=204)
+async def forget_session(session_id: str, shop: Shop) -> Response:
+    """The shopper's conversation, dialog state and cart, gone for good."""
+    await shop.cart(session_id)  # an unknown session is a 404
+    await shop.delete_session(session_id)
+    return Response(status_code=204)
+
+
+@carts.delete("/v1/sessions/{session_id}/cart")
+async def empty_cart(session_id: str, shop: Shop) -> CartOut:
+    await shop.cart(session_id)
+    await shop.clear_cart(session_id)
+    return _cart_out([])
+
+
+@carts.delete("/v1/sessions/{session_id}/cart/{product_id}")
+async def remove_cart(session_id: str, product_id: str, shop: Shop) -> CartOut:
+    try:
+        return _cart_out(await shop.remove_from_cart(session_id, product_id))
+    except NotInCartError as exc:
+        raise HTTPException(404, f"{product_id} is not in the cart") from exc
+
+
+chat = APIRouter(tags=["chat"])
+
+
+# --- chat ---------------------------------------------------------------------------
+async def _session(shop: Backend, session_id: str | None, shopper_id: str | None) -> str:
+    if session_id:
+        return session_id
+    return await shop.create_session(shopper_id)
+
+
+@chat.post(
+    "/v1/chat",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def chat_sse(body: ChatIn, shop: Shop, config: Settings) -> StreamingResponse:
+    """Server-sent events: `session`, then `delta` pieces, then `reply` (or `error`)."""
+    image = _photo_of(body, config)
+    if not body.message.strip() and image is None:
+        raise HTTPException(422, "send a message or a photo")
+    session_id = await _session(shop, body.session_id, body.shopper_id)
+    events = shop.chat(session_id, body.message, image)
+    first = await _first_event(events)  # an unknown session is a 404, not a broken stream
+
+    async def stream() -> AsyncIterator[str]:
+        yield _sse("session", {"session_id": session_id})
+        try:
+            async for event in _chain(first, events):
+                yield _event_sse(event)
+        except Exception as exc:  # the stream has started: report in-band
+            yield _sse("error", {"detail": f"the assistant failed: {type(exc).__name__}"})
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+@chat.websocket("/v1/chat/ws")
+async def chat_ws(socket: WebSocket) -> None:
+    """JSON messages in ({session_id?, shopper_id?, message, image?}); out: session,
+    delta, reply and error objects with a "type"."""
+    await socket.accept()
+    shop, config = backend_of(socket), config_of(socket)
+    try:
+        while True:
+            raw = await socket.receive_text()
+            try:
+                body = ChatIn.model_validate_json(raw)
+                image = _photo_of(body, config)
+                session_id = await _session(shop, body.session_id, body.shopper_id)
+                await socket.send_json({"type": "session", "session_id": session_id})
+                async for event in shop.chat(session_id, body.message, image):
+                    if isinstance(event, TextDelta):
+                        await socket.send_json({"type": "delta", "text": event.text})
+                    else:
+                        reply = event.reply.model_dump(mode="json")
+                        await socket.send_json({"type": "reply", "reply": reply})
+            except ValidationError as exc:
+                await socket.send_json({"type": "error", "detail": exc.errors()[0]["msg"]})
+            except HTTPException as exc:
+                await socket.send_json({"type": "error", "detail": exc.detail})
+            except UnknownSessionError:
+                await socket.send_json({"type": "error", "detail": "unknown session"})
+    except WebSocketDisconnect:
+        return
+
+
+@chat.post("/v1/voice")
+async def voice(
+    shop: Shop,
+    config: Settings,
+    audio: Annotated[UploadFile, File(description="WAV, FLAC, OGG, MP3 or WebM/Opus")],
+    session_id: Annotated[str | None, Form()] = None,
+    shopper_id: Annotated[str | None, Form(max_length=128)] = None,
+    language: Annotated[Literal["auto", "en", "zh"], Form()] = "auto",
+) -> VoiceOut:
+    """A spoken question: its transcript and the agent's reply to it."""
+    data = await audio.read(config.speech.max_bytes + 1)
+    transcript = await shop.transcribe(data, language)
+    if not transcript.text.strip():
+        raise HTTPException(422, "no speech was recognised in the recording")
+    session = await _session(shop, session_id, shopper_id)
+    reply = None
+    async for event in shop.chat(session, transcript.text, None):
+        if isinstance(event, ReplyDone):
+            reply = event.reply
+    assert reply is not None
+    return VoiceOut(
+        session_id=session,
+        transcript=TranscriptOut(
+            text=transcript.text,
+            language=transcript.language,
+            duration_s=transcript.duration_s,
+        ),
+        reply=reply,
+    )
+
+
+catalog = APIRouter(tags=["catalog"])
+
+
+# --- search and products -----------------------------------------------------------
+@catalog.post("/v1/search")
+async def search(
+    shop: Shop,
+    config: Settings,
+    text: Annotated[str, Form(max_length=MAX_MESSAGE_CHARS)] = "",
+    image: Annotated[UploadFile | None, File(description="a photo to search by")] = None,
+    top_k: Annotated[int, Form(ge=1, le=100)] = 10,
+) -> SearchOut:
+    """Text, a photo, or both."""
+    photo = None
+    if image is not None:
+        limit = config.serve.max_upload_bytes
+        photo = _decode_photo(await image.read(limit + 1), limit)
+    if not text.strip() and photo is None:
+        raise HTTPException(422, "send text, a photo, or both")
+    result = await shop.search(SearchRequest(text=text, image=photo, top_k=top_k))
+    return SearchOut(
+        query=text,
+        relaxed=list(result.relaxed),
+        results=[
+            SearchHit(
+                **ProductView.of(r.product, rank=i, exact=r.exact).model_dump(),
+                score=r.score,
+                image_url=image_url(r.product.id),
+            )
+            for i, r in enumerate(result.results, 1)
+        ],
+    )
+
+
+@catalog.get("/v1/products/{product_id}")
+async def product(product_id: str, shop: Shop) -> ProductOut:
+    found = await shop.product(product_id)
+    if found is None:
+        raise HTTPException(404, f"no product {product_id}")
+    return ProductOut(product=found, image_url=image_url(product_id))
+
+
+@catalog.get("/v1/products/{product_id}/image", response_class=Response)
+async def product_image(product_id: str, shop: Shop) -> Response:
+    data = await shop.product_image(product_id)
+    if data is None:
+        raise HTTPException(404, f"no image for product {product_id}")
+    media = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
+    return Response(data, media_type=media, headers={"Cache-Control": "max-age=86400"})
+
+
+admin = APIRouter(tags=["admin"])
+
+
+# --- admin --------------------------------------------------------------------------
+@admin.post("/v1/admin/products")
+async def admin_products(
+    body: AdminIn,
+    shop: Shop,
+    config: Settings,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> AdminOut:
+    """Upsert and delete products (header X-API-Key: the configured admin key)."""
+    expected = config.serve.admin_api_key
+    if not expected:
+        raise HTTPException(403, "admin API disabled: set serve.admin_api_key")
+    if not x_api_key or not secrets.compare_digest(x_api_key, expected):
+        raise HTTPException(401, "missing or wrong X-API-Key")
+    upserted = await shop.upsert(body.upsert) if body.upsert else 0
+    deleted = await shop.delete(body.delete) if body.delete else 0
+    return AdminOut(upserted=upserted, deleted=deleted)
+
+
+openai = APIRouter(tags=["openai"])
+
+
+# --- OpenAI-compatible chat --------------------------------------------------------
+@openai.post("/v1/chat/completions", response_model=None)
+async def chat_completions(body: OpenAIChatIn, shop: Shop) -> JSONResponse | StreamingResponse:
+    """OpenAI chat completions. The last user message is the shopper's turn; `user`
+    keeps one conversation per end user (without it, each request starts afresh)."""
+    message = next((m.content or "" for m in reversed(body.messages) if m.role == "user"), "")
+    if not message.strip():
+        raise HTTPException(422, "no user message")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise HTTPException(413, f"message longer than {MAX_MESSAGE_CHARS} characters")
+    session = await shop.latest_session(body.user) if body.user else await shop.create_session(None)
+    events = shop.chat(session, message, None)
+    first = await _first_event(events)
+    ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+    def chunk(delta: dict[str, str], finish: str | None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        data = {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.model,
+            "choices": [choice],
+        }
+        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+    if body.stream:
+
+        async def stream() -> AsyncIterator[str]:
+            yield chunk({"role": "assistant"}, None)
+            async for event in _chain(first, events):
+                if isinstance(event, TextDelta):
+                    yield chunk({"content": event.text}, None)
+            yield chunk({}, "stop")
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+    reply = None
+    async for event in _chain(first, events):
+        if isinstance(event, ReplyDone):
+            reply = event.reply
+    assert reply is not None
+    return JSONResponse(
+        {
+            "id": ident,
+            "object": "chat.completion",
+            "created": created,
+            "model": body.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "bijou": reply.model_dump(mode="json"),
+        }
+    )
+
+
+ROUTERS = (health, carts, chat, catalog, admin, openai)
+
+
 def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> FastAPI:
     """The app; ``backend_factory`` runs once, on first use (in the replica, under Ray)."""
-    limits = config.serve
     app = FastAPI(
         title="Bijou",
         version="0.1.0",
@@ -206,10 +521,11 @@ def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> F
     )
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=limits.cors_origins,
+        allow_origins=config.serve.cors_origins,
         allow_methods=["*"],
         allow_headers=["*"],
     )
+    app.state.config = config
     app.state.backend_factory = backend_factory
     app.state.backend = None
 
@@ -222,263 +538,14 @@ def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> F
         status = 413 if getattr(exc, "too_large", False) else 400
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
-    # --- health -----------------------------------------------------------------------
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    for router in ROUTERS:
+        app.include_router(router)
+    # The widget and the demo shop page.
+    app.mount("/widget", StaticFiles(directory=WEB_DIR), name="widget")
 
-    @app.get("/readyz")
-    async def readyz(request: Request) -> JSONResponse:
-        try:
-            ok = await backend_of(request).ready()
-        except Exception as exc:  # a backend that cannot even load is not ready
-            return JSONResponse({"status": "loading", "detail": str(exc)}, status_code=503)
-        return JSONResponse(
-            {"status": "ready" if ok else "loading"}, status_code=200 if ok else 503
-        )
-
-    # --- sessions and carts -------------------------------------------------------------
-    @app.post("/v1/sessions")
-    async def new_session(body: SessionIn, shop: Shop) -> SessionOut:
-        return SessionOut(session_id=await shop.create_session(body.shopper_id))
-
-    @app.get("/v1/sessions/{session_id}/cart")
-    async def get_cart(session_id: str, shop: Shop) -> CartOut:
-        return _cart_out(await shop.cart(session_id))
-
-    @app.post("/v1/sessions/{session_id}/cart")
-    async def add_cart(session_id: str, body: CartIn, shop: Shop) -> CartOut:
-        if await shop.product(body.product_id) is None:
-            raise HTTPException(404, f"no product {body.product_id}")
-        try:
-            return _cart_out(await shop.add_to_cart(session_id, body.product_id, body.quantity))
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
-
-    @app.delete("/v1/sessions/{session_id}/cart/{product_id}")
-    async def remove_cart(session_id: str, product_id: str, shop: Shop) -> CartOut:
-        try:
-            return _cart_out(await shop.remove_from_cart(session_id, product_id))
-        except NotInCartError as exc:
-            raise HTTPException(404, f"{product_id} is not in the cart") from exc
-
-    # --- chat ---------------------------------------------------------------------------
-    async def _session(shop: Backend, session_id: str | None, shopper_id: str | None) -> str:
-        if session_id:
-            return session_id
-        return await shop.create_session(shopper_id)
-
-    @app.post(
-        "/v1/chat",
-        response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
-    )
-    async def chat(body: ChatIn, shop: Shop) -> StreamingResponse:
-        """Server-sent events: `session`, then `delta` pieces, then `reply` (or `error`)."""
-        image = _b64_photo(body.image, limits.max_upload_bytes) if body.image else None
-        if not body.message.strip() and image is None:
-            raise HTTPException(422, "send a message or a photo")
-        session_id = await _session(shop, body.session_id, body.shopper_id)
-        events = shop.chat(session_id, body.message, image)
-        first = await _first_event(events)  # an unknown session is a 404, not a broken stream
-
-        async def stream() -> AsyncIterator[str]:
-            yield _sse("session", {"session_id": session_id})
-            try:
-                async for event in _chain(first, events):
-                    yield _event_sse(event)
-            except Exception as exc:  # the stream has started: report in-band
-                yield _sse("error", {"detail": f"the assistant failed: {type(exc).__name__}"})
-
-        return StreamingResponse(stream(), media_type="text/event-stream")
-
-    @app.websocket("/v1/chat/ws")
-    async def chat_ws(socket: WebSocket) -> None:
-        """JSON messages in ({session_id?, shopper_id?, message, image?}); out: session,
-        delta, reply and error objects with a "type"."""
-        await socket.accept()
-        shop = backend_of(socket)
-        try:
-            while True:
-                raw = await socket.receive_text()
-                try:
-                    body = ChatIn.model_validate_json(raw)
-                    image = _b64_photo(body.image, limits.max_upload_bytes) if body.image else None
-                    session_id = await _session(shop, body.session_id, body.shopper_id)
-                    await socket.send_json({"type": "session", "session_id": session_id})
-                    async for event in shop.chat(session_id, body.message, image):
-                        if isinstance(event, TextDelta):
-                            await socket.send_json({"type": "delta", "text": event.text})
-                        else:
-                            reply = ReplyView.of(event.reply).model_dump(mode="json")
-                            await socket.send_json({"type": "reply", "reply": reply})
-                except ValidationError as exc:
-                    await socket.send_json({"type": "error", "detail": exc.errors()[0]["msg"]})
-                except HTTPException as exc:
-                    await socket.send_json({"type": "error", "detail": exc.detail})
-                except UnknownSessionError:
-                    await socket.send_json({"type": "error", "detail": "unknown session"})
-        except WebSocketDisconnect:
-            return
-
-    @app.post("/v1/voice")
-    async def voice(
-        shop: Shop,
-        audio: Annotated[UploadFile, File(description="WAV, FLAC, OGG, MP3 or WebM/Opus")],
-        session_id: Annotated[str | None, Form()] = None,
-        shopper_id: Annotated[str | None, Form(max_length=128)] = None,
-        language: Annotated[Literal["auto", "en", "zh"], Form()] = "auto",
-    ) -> VoiceOut:
-        """A spoken question: its transcript and the agent's reply to it."""
-        data = await audio.read(config.speech.max_bytes + 1)
-        transcript = await shop.transcribe(data, language)
-        if not transcript.text.strip():
-            raise HTTPException(422, "no speech was recognised in the recording")
-        session = await _session(shop, session_id, shopper_id)
-        reply = None
-        async for event in shop.chat(session, transcript.text, None):
-            if isinstance(event, ReplyDone):
-                reply = event.reply
-        assert reply is not None
-        return VoiceOut(
-            session_id=session,
-            transcript=TranscriptOut(
-                text=transcript.text,
-                language=transcript.language,
-                duration_s=transcript.duration_s,
-            ),
-            reply=ReplyView.of(reply),
-        )
-
-    # --- search and products -----------------------------------------------------------
-    @app.post("/v1/search")
-    async def search(
-        shop: Shop,
-        text: Annotated[str, Form(max_length=MAX_MESSAGE_CHARS)] = "",
-        image: Annotated[UploadFile | None, File(description="a photo to search by")] = None,
-        top_k: Annotated[int, Form(ge=1, le=100)] = 10,
-    ) -> SearchOut:
-        """Text, a photo, or both."""
-        photo = None
-        if image is not None:
-            photo = _decode_photo(
-                await image.read(limits.max_upload_bytes + 1), limits.max_upload_bytes
-            )
-        if not text.strip() and photo is None:
-            raise HTTPException(422, "send text, a photo, or both")
-        result = await shop.search(SearchRequest(text=text, image=photo, top_k=top_k))
-        return SearchOut(
-            query=text,
-            relaxed=list(result.relaxed),
-            results=[
-                SearchHit(
-                    **ProductView.of(r.product, rank=i, exact=r.exact).model_dump(),
-                    score=r.score,
-                    image_url=image_url(r.product.id),
-                )
-                for i, r in enumerate(result.results, 1)
-            ],
-        )
-
-    @app.get("/v1/products/{product_id}")
-    async def product(product_id: str, shop: Shop) -> ProductOut:
-        found = await shop.product(product_id)
-        if found is None:
-            raise HTTPException(404, f"no product {product_id}")
-        return ProductOut(product=found, image_url=image_url(product_id))
-
-    @app.get("/v1/products/{product_id}/image", response_class=Response)
-    async def product_image(product_id: str, shop: Shop) -> Response:
-        data = await shop.product_image(product_id)
-        if data is None:
-            raise HTTPException(404, f"no image for product {product_id}")
-        media = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
-        return Response(data, media_type=media, headers={"Cache-Control": "max-age=86400"})
-
-    # --- admin --------------------------------------------------------------------------
-    @app.post("/v1/admin/products")
-    async def admin_products(
-        body: AdminIn, shop: Shop, x_api_key: Annotated[str | None, Header()] = None
-    ) -> AdminOut:
-        """Upsert and delete products (header X-API-Key: the configured admin key)."""
-        expected = limits.admin_api_key
-        if not expected:
-            raise HTTPException(403, "admin API disabled: set serve.admin_api_key")
-        if not x_api_key or not secrets.compare_digest(x_api_key, expected):
-            raise HTTPException(401, "missing or wrong X-API-Key")
-        upserted = await shop.upsert(body.upsert) if body.upsert else 0
-        deleted = await shop.delete(body.delete) if body.delete else 0
-        return AdminOut(upserted=upserted, deleted=deleted)
-
-    # --- OpenAI-compatible chat --------------------------------------------------------
-    @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(body: OpenAIChatIn, shop: Shop) -> JSONResponse | StreamingResponse:
-        """OpenAI chat completions. The last user message is the shopper's turn; `user`
-        keeps one conversation per end user (without it, each request starts afresh)."""
-        message = next((m.content or "" for m in reversed(body.messages) if m.role == "user"), "")
-        if not message.strip():
-            raise HTTPException(422, "no user message")
-        if len(message) > MAX_MESSAGE_CHARS:
-            raise HTTPException(413, f"message longer than {MAX_MESSAGE_CHARS} characters")
-        session = (
-            await shop.latest_session(body.user) if body.user else await shop.create_session(None)
-        )
-        events = shop.chat(session, message, None)
-        first = await _first_event(events)
-        ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-
-        def chunk(delta: dict[str, str], finish: str | None) -> str:
-            choice = {"index": 0, "delta": delta, "finish_reason": finish}
-            data = {
-                "id": ident,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": body.model,
-                "choices": [choice],
-            }
-            return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-        if body.stream:
-
-            async def stream() -> AsyncIterator[str]:
-                yield chunk({"role": "assistant"}, None)
-                async for event in _chain(first, events):
-                    if isinstance(event, TextDelta):
-                        yield chunk({"content": event.text}, None)
-                yield chunk({}, "stop")
-                yield "data: [DONE]\n\n"
-
-            return StreamingResponse(stream(), media_type="text/event-stream")
-        reply = None
-        async for event in _chain(first, events):
-            if isinstance(event, ReplyDone):
-                reply = event.reply
-        assert reply is not None
-        return JSONResponse(
-            {
-                "id": ident,
-                "object": "chat.completion",
-                "created": created,
-                "model": body.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": reply.text},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                "bijou": ReplyView.of(reply).model_dump(mode="json"),
-            }
-        )
-
-    # --- the widget and the demo shop --------------------------------------------------
-    if WEB_DIR.is_dir():
-        app.mount("/widget", StaticFiles(directory=WEB_DIR), name="widget")
-
-        @app.get("/", include_in_schema=False)
-        async def demo_shop() -> FileResponse:
-            return FileResponse(WEB_DIR / "index.html")
+    @app.get("/", include_in_schema=False)
+    async def demo_shop() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html")
 
     return app
 
@@ -500,4 +567,4 @@ async def _chain(first: AgentEvent, rest: AsyncIterator[AgentEvent]) -> AsyncIte
 def _event_sse(event: AgentEvent) -> str:
     if isinstance(event, TextDelta):
         return _sse("delta", {"text": event.text})
-    return _sse("reply", ReplyView.of(event.reply))
+    return _sse("reply", event.reply)

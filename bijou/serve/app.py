@@ -193,9 +193,7 @@ class Retriever:
         return self.shop.engine.upsert(products)
 
     def delete(self, product_ids: list[str]) -> int:
-        known = self.shop.get_many(product_ids)
-        self.shop.engine.index.delete([p.id for p in known])
-        return len(known)
+        return self.shop.engine.delete(product_ids)
 
 
 class RemoteShop:
@@ -269,6 +267,12 @@ class Agent:
             self.agent.shop, self.agent.store.remove_from_cart(session_id, product_id)
         )
 
+    def clear_cart(self, session_id: str) -> None:
+        self.agent.store.clear_cart(session_id)
+
+    def delete_session(self, session_id: str) -> None:
+        self.agent.store.delete_session(session_id)
+
 
 # --- ingress -------------------------------------------------------------------------------
 class RayBackend:
@@ -317,6 +321,12 @@ class RayBackend:
 
     async def remove_from_cart(self, session_id: str, product_id: str) -> list[CartItem]:
         return await self.agent.remove_from_cart.remote(session_id, product_id)
+
+    async def clear_cart(self, session_id: str) -> None:
+        await self.agent.clear_cart.remote(session_id)
+
+    async def delete_session(self, session_id: str) -> None:
+        await self.agent.delete_session.remote(session_id)
 
     async def upsert(self, products: list[Product]) -> int:
         return await self.retriever.upsert.remote(products)

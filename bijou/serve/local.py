@@ -74,6 +74,12 @@ class LocalBackend:
         lines = await run_in_threadpool(self.agent.store.remove_from_cart, session_id, product_id)
         return await run_in_threadpool(self._cart_items, lines)
 
+    async def clear_cart(self, session_id: str) -> None:
+        await run_in_threadpool(self.agent.store.clear_cart, session_id)
+
+    async def delete_session(self, session_id: str) -> None:
+        await run_in_threadpool(self.agent.store.delete_session, session_id)
+
     def _cart_items(self, lines: list[CartLine]) -> list[CartItem]:
         return cart_items(self.agent.shop, lines)
 
@@ -81,9 +87,7 @@ class LocalBackend:
         return await run_in_threadpool(self.engine.upsert, products)
 
     async def delete(self, product_ids: list[str]) -> int:
-        known = await run_in_threadpool(self.engine.index.get_many, product_ids)
-        await run_in_threadpool(self.engine.index.delete, [p.id for p in known])
-        return len(known)
+        return await run_in_threadpool(self.engine.delete, product_ids)
 
     def close(self) -> None:
         self.agent.close()

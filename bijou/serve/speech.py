@@ -43,8 +43,8 @@ from typing import Any, Protocol
 import av
 import numpy as np
 
-from bijou.agent.llm import ModelFileError, ModelSpec, assemble_model, model_parts
 from bijou.config import BijouConfig, SpeechConfig
+from bijou.modelfiles import ModelFileError, ModelSpec, assemble_model, model_parts
 
 SAMPLE_RATE = 16_000
 # A recording whose loudest sample stays under -60 dBFS holds nothing to transcribe.
@@ -286,7 +286,6 @@ def _copy_if_changed(src: Path, dst: Path) -> None:
 class _Engine(Protocol):
     name: str
     multilingual: bool
-    load_s: float
 
     def language_probs(self, audio: np.ndarray) -> dict[str, float]: ...
 
@@ -301,14 +300,12 @@ class _FasterWhisper:
 
         self.name = name
         self.beam_size = beam_size
-        started = time.perf_counter()
         try:
             self._model = WhisperModel(
                 str(path), device="cpu", compute_type="int8", cpu_threads=threads
             )
         except Exception as exc:  # CTranslate2 raises RuntimeError, tokenizers others
             raise SpeechModelError(f"faster-whisper could not load {path}: {exc}") from exc
-        self.load_s = time.perf_counter() - started
         self.multilingual = bool(self._model.model.is_multilingual)
 
     def language_probs(self, audio: np.ndarray) -> dict[str, float]:
@@ -356,12 +353,10 @@ class _OpenAIWhisper:
         self._whisper = whisper
         self.name = name
         self.beam_size = beam_size
-        started = time.perf_counter()
         try:
             self._model = whisper.load_model(str(path), device="cpu")
         except Exception as exc:
             raise SpeechModelError(f"openai-whisper could not load {path}: {exc}") from exc
-        self.load_s = time.perf_counter() - started
         self.multilingual = bool(self._model.is_multilingual)
 
     def language_probs(self, audio: np.ndarray) -> dict[str, float]:
@@ -449,11 +444,6 @@ class SpeechToText:
         """Checks the configuration; the models themselves load on first use (or ``preload``)."""
         speech = config.speech
         return cls(speech, threads=speech.threads or config.threads, models_dir=config.models_dir)
-
-    @property
-    def load_times(self) -> dict[str, float]:
-        """Seconds each loaded model took to load, by model name."""
-        return {engine.name: engine.load_s for engine in self._engines.values()}
 
     def preload(self) -> None:
         """Loads every model a query can need now, so no shopper waits for a load."""

@@ -138,3 +138,14 @@ def read_run(path: Path) -> dict[str, list[str]]:
             raise ValueError(f"{path}:{line}: 'ids' must be a list of strings")
         run[qid] = ids
     return run
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-quantile (0 to 1) by linear interpolation between ranks (numpy's default);
+    None for no values."""
+    data = sorted(values)
+    if not data:
+        return None
+    pos = (len(data) - 1) * q
+    low, high = math.floor(pos), math.ceil(pos)
+    return data[low] + (data[high] - data[low]) * (pos - low)

@@ -359,16 +359,32 @@ class Compatibility:
         fuser = load_fuser("gated")
         return None if model is None or fuser is None else cls(model, fuser)
 
-    def fused(self, held: dict[str, np.ndarray]) -> np.ndarray:
-        text = held["text"][None]
-        image = held.get("image", np.zeros_like(held["text"]))[None]
-        return self.fuser.products(text, image, np.array(["image" in held]))[0]
-
-    def score(self, anchor: Product, held: dict[str, np.ndarray], product: Product,
-              mine: dict[str, np.ndarray]) -> float:  # fmt: skip
-        """In [0, 1]."""
-        a, b = self.fused(held), self.fused(mine)
-        return float((self.model.score(a, anchor.article, b[None], product.article)[0] + 1) / 2)
+    def scores(
+        self,
+        anchor: Product,
+        held: dict[str, np.ndarray],
+        products: Sequence[Product],
+        vectors: dict[str, dict[str, np.ndarray]],
+    ) -> dict[str, float]:
+        """product id -> compatibility with the anchor in [0, 1], in one batch: the fusion
+        model runs once over the anchor and the candidates, the type-aware head once per
+        article."""
+        rows = [held, *(vectors.get(p.id, {}) for p in products)]
+        keep = [i for i, row in enumerate(rows) if "text" in row]
+        if not keep or keep[0] != 0:
+            return {}
+        text = np.stack([rows[i]["text"] for i in keep])
+        image = np.stack([rows[i].get("image", np.zeros_like(rows[i]["text"])) for i in keep])
+        fused = self.fuser.products(text, image, np.array(["image" in rows[i] for i in keep]))
+        by_article: dict[str, list[int]] = defaultdict(list)
+        for j, i in enumerate(keep[1:], start=1):
+            by_article[products[i - 1].article].append(j)
+        out: dict[str, float] = {}
+        for article, js in by_article.items():
+            found = self.model.score(fused[0], anchor.article, fused[js], article)
+            for j, value in zip(js, found, strict=True):
+                out[products[keep[j] - 1].id] = float((value + 1) / 2)
+        return out
 
 
 VECTORS = ("text", "image")
@@ -527,15 +543,21 @@ class ComplementFinder:
         if not ids:
             return {}
         vectors = self.index.vectors(ids, VECTORS)
+        kept = [
+            p
+            for p in self.index.get_many(ids)
+            # The index filters on price already; never trust one layer alone.
+            if (filters.max_price is None or p.price <= filters.max_price)
+            # No second bag beside a bag, no bangle beside a watch.
+            and not near_substitute(anchor, p, asked=asked)
+            and (filters.max_price is not None or in_price_band(anchor, p))
+        ]
+        compatible = (
+            self.compatibility.scores(anchor, held, kept, vectors) if self.compatibility else {}
+        )
         found: dict[str, list[Complement]] = defaultdict(list)
-        for product in self.index.get_many(ids):
-            if filters.max_price is not None and product.price > filters.max_price:
-                continue  # the index filters on price already; never trust one layer alone
-            if near_substitute(anchor, product, asked=asked):
-                continue  # a second bag beside a bag, a bangle beside a watch
-            if filters.max_price is None and not in_price_band(anchor, product):
-                continue
-            scored = self._score(anchor, product, held, vectors)
+        for product in kept:
+            scored = self._score(anchor, product, held, vectors, compatible.get(product.id))
             if scored.reasons:  # a suggestion with nothing true to say for it is none
                 found[product.article].append(scored)
         for scored in found.values():
@@ -548,10 +570,11 @@ class ComplementFinder:
         product: Product,
         held: dict[str, np.ndarray],
         vectors: dict[str, dict[str, np.ndarray]],
+        compatible: float | None = None,
     ) -> Complement:
         mine = vectors.get(product.id, {})
-        if self.compatibility is not None and "text" in held and "text" in mine:
-            similarity = self.compatibility.score(anchor, held, product, mine)
+        if compatible is not None:
+            similarity = compatible
         else:
             cosines = [_cosine(held[n], mine[n]) for n in VECTORS if n in held and n in mine]
             similarity = max(0.0, float(np.mean(cosines))) if cosines else 0.0

@@ -36,7 +36,7 @@ ANCHOR_ARTICLES = (
 def claim_is_true(reason: Reason, anchor, product) -> bool:
     """The reason's fact, checked from the records directly."""
     styling = load_lexicon().styling
-    mine, theirs = look_of(anchor).tones, look_of(product).tones
+    mine, theirs = look_of(anchor).sure_tones, look_of(product).sure_tones
     if reason.kind == "tone":
         return reason.values[0] in mine and reason.values[0] in theirs
     if reason.kind == "contrast":

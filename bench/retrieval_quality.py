@@ -54,11 +54,18 @@ def score(
     queries: Sequence[Query],
     qrels: dict[str, dict[str, int]],
 ) -> dict[str, dict[str, RetrievalMetrics]]:
-    """family -> system -> metrics, with "overall" for all queries."""
-    families = [*sorted({q.family for q in queries}), "overall"]
+    """group -> system -> metrics: each family, each family's languages where it has several
+    ("attribute/zh"), and "overall" for all queries."""
+    groups: dict[str, set[str]] = {}
+    for family in sorted({q.family for q in queries}):
+        members = [q for q in queries if q.family == family]
+        groups[family] = {q.qid for q in members}
+        languages = sorted({q.lang for q in members if q.lang})
+        for lang in languages if len(languages) > 1 else ():
+            groups[f"{family}/{lang}"] = {q.qid for q in members if q.lang == lang}
+    groups["overall"] = {q.qid for q in queries}
     table: dict[str, dict[str, RetrievalMetrics]] = {}
-    for family in families:
-        members = {q.qid for q in queries if family in ("overall", q.family)}
+    for family, members in groups.items():
         judged = {qid: grades for qid, grades in qrels.items() if qid in members}
         table[family] = {name: evaluate(run, judged, K) for name, run in runs.items()}
     return table

@@ -31,6 +31,7 @@ class Query:
     text: str = ""
     image: str | None = None
     family: str = ""
+    lang: str = ""  # the query's language, when the set records it
 
 
 def _top(ranked_ids: Sequence[str], k: int) -> list[str]:
@@ -116,7 +117,9 @@ def read_queries(path: Path) -> list[Query]:
             raise ValueError(f"{path}:{line}: 'text' and 'image' must be strings")
         if not text.strip() and not image:
             raise ValueError(f"{path}:{line}: a query needs a 'text' or an 'image'")
-        queries.append(Query(qid, text, image, str(row.get("family", ""))))
+        queries.append(
+            Query(qid, text, image, str(row.get("family", "")), str(row.get("lang", "")))
+        )
     return queries
 
 

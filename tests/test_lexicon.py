@@ -217,9 +217,11 @@ def test_contrast_and_preference_name_one_side(text: str, colours: set, excluded
 @pytest.mark.parametrize(("word", "rank"), sorted(LEX.ranks.ordinals.items()))
 def test_every_ordinal(word: str, rank: int) -> None:
     if word.isascii() and not word.isdigit():
-        text = f"add the {word} one" if word in load_lexicon().sources["en.yaml"]["ranks"][
-            "ordinals"
-        ] else f"{word} wala add kar do"
+        text = (
+            f"add the {word} one"
+            if word in load_lexicon().sources["en.yaml"]["ranks"]["ordinals"]
+            else f"{word} wala add kar do"
+        )
     else:
         text = f"第{word}个"
     assert RULES.understand(text, SHOWN).ranks == (rank,)

@@ -61,6 +61,19 @@ def test_the_photo_settles_a_record_without_colour_and_flags_a_contradiction() -
     assert blank == () and look_of(product("w", "Plain Scarf", "Scarves"), blank).colours == ()
 
 
+def test_a_colour_only_the_field_claims_is_matched_but_never_said() -> None:
+    dress = product("d", "Latin Quarters Women Black Printed Dress", "Dresses", "Olive")
+    look = look_of(dress)
+    assert "Olive" in look.tones and look.disputed == ("Olive",)
+    assert look.sure_tones == ("Black",)
+    olive_bag = product("o", "Olive Sling Bag", "Handbags", "Olive")
+    assert Reason("tone", ("Olive",)) not in reasons(olive_bag, dress)
+    # An attribute that agrees with the field settles it: the strap is brown.
+    watch = product("w", "Carrera Men White Dial Watch", "Watches", "Brown",
+                    attributes={"Strap Colour": "Brown"})  # fmt: skip
+    assert look_of(watch).disputed == () and "Brown" in look_of(watch).sure_tones
+
+
 # --- reasons ------------------------------------------------------------------------------
 GOLD_NECKLACE = product("n1", "Gold Necklace", "Necklace and Chains", "Gold", usage="Ethnic",
                         style_note="Wear it with a pair of earrings.")  # fmt: skip
@@ -85,6 +98,8 @@ def test_reasons_are_specific_and_true() -> None:
     beige = product("bg", "Beige Handbag", "Handbags", "Beige")
     assert reasons(PENDANT, beige) == (Reason("neutral", ("Beige",)),)
     assert Reason("completes", ("chain",)) in reasons(PENDANT, CHAIN)
+    # Beside a chain, the pendant is the piece the chain is for: the reason says so.
+    assert Reason("completes", ("chain", "reverse")) in reasons(CHAIN, PENDANT)
     for reason in found:
         assert holds(reason, GOLD_NECKLACE, GOLD_EARRINGS)
     assert not holds(Reason("tone", ("Silver",)), GOLD_NECKLACE, GOLD_EARRINGS)

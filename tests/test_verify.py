@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bijou.agent import phrases
-from bijou.agent.phrases import money, product_line, reason, say, scope
+from bijou.agent.phrases import money, pair_reason, product_line, reason, say, scope
 from bijou.agent.state import DialogState
 from bijou.agent.verify import (
     Grounding,
@@ -15,7 +15,9 @@ from bijou.agent.verify import (
     sentence_end,
 )
 from bijou.catalog.schema import Product
+from bijou.retrieval.lexicon import load_lexicon
 from bijou.retrieval.query import QueryParser
+from bijou.retrieval.reasons import Reason
 
 PARSER = QueryParser(brands=["Estelle", "Zaveri Pearls", "Tanishq"], strict=True)
 VERIFIER = ReplyVerifier(PARSER)
@@ -595,6 +597,21 @@ def test_product_line(rank: int | None, item: Product, why: str, expected: str) 
 def test_templates_have_the_same_keys_in_both_languages() -> None:
     assert phrases.TEMPLATES["en"].keys() == phrases.TEMPLATES["zh"].keys()
     assert say("fr", "thanks") == phrases.TEMPLATES["en"]["thanks"]
+
+
+def test_every_completing_pair_is_said_the_right_way_round() -> None:
+    styling = load_lexicon().styling
+    one_way = {styling.completes[pair] for pair in styling.completes_base}
+    for language in ("en", "zh"):
+        table = phrases._FILE["reasons"][language]
+        assert set(styling.completes.values()) <= table["completes"].keys()
+        assert one_way == table["completes_reverse"].keys()
+    chain = Reason("completes", ("chain",))
+    assert pair_reason([chain], "pendant", "en") == "A chain for the pendant"
+    pendant = Reason("completes", ("chain", "reverse"))
+    assert pair_reason([pendant], "chain", "en") == "To hang on the chain"
+    saree = Reason("completes", ("drape", "reverse"))
+    assert pair_reason([saree], "earrings", "en") == "A classic drape to wear the earrings with"
 
 
 def test_repair_keeps_a_decimal_price_in_one_sentence() -> None:

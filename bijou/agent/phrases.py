@@ -191,7 +191,8 @@ def pair_reason(reasons: Sequence[Reason], noun: str, language: str, *, yours: b
     for reason in reasons[:2]:
         values = reason.values
         if reason.kind == "completes":
-            said.append(table["completes"][values[0]].format(anchor=anchor))
+            phrases = table["completes_reverse" if values[1:] == ("reverse",) else "completes"]
+            said.append(phrases[values[0]].format(anchor=anchor))
         elif reason.kind == "note":
             said.append(table["note"].format(anchor=anchor))
         elif reason.kind == "tone":

@@ -291,7 +291,7 @@ def _tone_pair(a: str, b: str) -> float:
 
 def harmony(a: Product, b: Product) -> float:
     """How well two products' colours and metals go together, in [0, 1]."""
-    tones_a, tones_b = look_of(a).tones, look_of(b).tones
+    tones_a, tones_b = look_of(a).sure_tones, look_of(b).sure_tones
     if not tones_a or not tones_b:
         return UNKNOWN
     metals_a = [t for t in tones_a if t in _METALS]
@@ -304,7 +304,7 @@ def harmony(a: Product, b: Product) -> float:
 
 def shared_tone(a: Product, b: Product) -> str | None:
     """The tone both share, for the explanation ("both Gold"): a metal before a colour."""
-    shared = set(look_of(a).tones) & set(look_of(b).tones)
+    shared = set(look_of(a).sure_tones) & set(look_of(b).sure_tones)
     if not shared:
         return None
     return min(shared, key=lambda t: (t not in _METALS, t in _NEUTRALS, t))
@@ -629,7 +629,7 @@ def best_combination(
 
 def harmony_with(tones: Sequence[str], product: Product) -> float:
     """How well a product's colours go with colours the shopper described, in [0, 1]."""
-    theirs = look_of(product).tones
+    theirs = look_of(product).sure_tones
     if not tones or not theirs:
         return UNKNOWN
     return max(_tone_pair(a, b) for a in tones for b in theirs)

@@ -195,6 +195,7 @@ class Styling:
 
     places: Mapping[str, str]  # article -> place
     completes: Mapping[frozenset[str], str]  # {article, article} -> how
+    completes_base: Mapping[frozenset[str], str]  # -> the article the other is for, if one
     contrasts: Mapping[str, frozenset[str]]  # tone -> colours it stands out against
     neutrals: frozenset[str]
     max_ratio: float
@@ -451,6 +452,11 @@ def _styling(catalog: dict[str, Any]) -> Styling:
         places={a: place for place, arts in (catalog.get("places") or {}).items() for a in arts},
         completes={
             frozenset(row["articles"]): str(row["how"]) for row in catalog.get("completes") or ()
+        },
+        completes_base={
+            frozenset(row["articles"]): row["articles"][0]
+            for row in catalog.get("completes") or ()
+            if not row.get("either_way")
         },
         contrasts={k: frozenset(v) for k, v in (catalog.get("contrasts") or {}).items()},
         neutrals=frozenset(catalog.get("neutrals") or ()),

@@ -36,11 +36,19 @@ class Look:
     metal: str | None  # the visible metal tone: Gold, Silver, Rose, Copper, Bronze, Steel
     colours: tuple[str, ...]  # the other visible colours, main first
     conflicts: tuple[str, ...] = ()  # where the evidence disagrees, in words
+    # Colours only the colour field claims, against the colours the title names: kept so a
+    # search for them still finds the product, never said as a reason to pair it.
+    disputed: tuple[str, ...] = ()
 
     @property
     def tones(self) -> tuple[str, ...]:
         """Every colour a shopper may call it by, the metal first."""
         return tuple(dict.fromkeys([*([self.metal] if self.metal else []), *self.colours]))
+
+    @property
+    def sure_tones(self) -> tuple[str, ...]:
+        """The tones no evidence disputes: what a reason may say."""
+        return tuple(t for t in self.tones if t not in self.disputed)
 
     def main(self, article: str) -> str | None:
         """The colour to name the product by: jewellery and watches by their metal."""
@@ -98,12 +106,14 @@ def look_of(product: Product, image_colours: Sequence[str] = ()) -> Look:
         and (product.colour == "White" or not _near(product.colour, title_metals[0]))
     ):
         conflicts.append(f"colour field {product.colour}, the title says {title_metals[0]}")
+    disputed: list[str] = []
     if (
         title_colours
         and field_colours
         and not any(_near(a, b) for a in field_colours for b in title_colours)
     ):
         conflicts.append(f"colour field {product.colour}, the title says {title_colours[0]}")
+        disputed = [c for c in field_colours if c not in attr_colours]
     colours = [*title_colours, *attr_colours]
     if field_colours and not (title_metals and not title_colours and product.colour == "White"):
         colours += field_colours
@@ -116,7 +126,8 @@ def look_of(product: Product, image_colours: Sequence[str] = ()) -> Look:
         if not seen:
             colours += [c for c in evidence if c not in METALS][:1]
             metal = metal or next((c for c in evidence if c in METALS), None)
-    return Look(metal, tuple(dict.fromkeys(c for c in colours if c != metal)), tuple(conflicts))
+    colours = list(dict.fromkeys(c for c in colours if c != metal))
+    return Look(metal, tuple(colours), tuple(conflicts), tuple(disputed))
 
 
 # --- the image's colours --------------------------------------------------------------------

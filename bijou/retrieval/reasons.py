@@ -24,7 +24,9 @@ _OCCASIONS = frozenset({"Ethnic", "Party", "Formal", "Smart Casual", "Sports", "
 @dataclass(frozen=True)
 class Reason:
     kind: Kind
-    values: tuple[str, ...]  # completes: (how,); note: (article,); tone: (tone,);
+    # completes: (how,), or (how, "reverse") when the suggestion is the piece the anchor is
+    # for (a pendant beside a chain); note: (article,); tone: (tone,);
+    values: tuple[str, ...]
     # contrast: (the suggestion's tone, the anchor's colour) or the other way round;
     # neutral: (the neutral colour,); occasion: (usage,)
 
@@ -37,7 +39,7 @@ def colour_reasons(tones: Sequence[str], product: Product) -> list[Reason]:
     """Colour facts between described tones (an anchor's, or a shopper's outfit) and a
     product: shared tone, endorsed contrast either way, or a neutral."""
     styling = load_lexicon().styling
-    theirs = look_of(product).tones
+    theirs = look_of(product).sure_tones
     out: list[Reason] = []
     shared = [t for t in theirs if t in tones]
     if shared:
@@ -66,12 +68,14 @@ def reasons(anchor: Product, product: Product) -> tuple[Reason, ...]:
 
     styling = load_lexicon().styling
     out: list[Reason] = []
-    how = styling.completes.get(frozenset({anchor.article, product.article}))
+    pair = frozenset({anchor.article, product.article})
+    how = styling.completes.get(pair)
     if how:
-        out.append(Reason("completes", (how,)))
+        reverse = product.article == styling.completes_base.get(pair)
+        out.append(Reason("completes", (how, "reverse") if reverse else (how,)))
     if anchor.style_note and any(product.article in t for t in note_terms(anchor.style_note)):
         out.append(Reason("note", (product.article,)))
-    out += colour_reasons(look_of(anchor).tones, product)
+    out += colour_reasons(look_of(anchor).sure_tones, product)
     if anchor.usage in _OCCASIONS and anchor.usage == product.usage:
         out.append(Reason("occasion", (anchor.usage,)))
     return tuple(dict.fromkeys(out))

@@ -2,11 +2,12 @@
 reason holds against the two products' derived looks, the share with no content, the
 near-substitutes, and the prices out of proportion; plus sample looks for the docs.
 
-Anchors are drawn at random (seeded) from the catalog's jewellery, watches, bags, sarees and
-dresses; each gets the cross-sell suggestions the agent would show beside it, with the
-reasons rendered as the agent renders them. Each claim is re-checked from the records: a
-shared tone must be in both looks, a contrast's tones in the right looks and in the styling
-table, a note must name the suggestion's article, a completing pair must be in the table.
+Anchors are drawn at random (seeded), in turn from each of the catalog's jewellery, watch,
+bag, saree and dress articles; each gets the cross-sell suggestions the agent would show
+beside it, with the reasons rendered as the agent renders them. Each claim is re-checked
+from the records: a shared tone must be in both looks (undisputed), a contrast's tones in
+the right looks and in the styling table, a note must name the suggestion's article, a
+completing pair must be in the table.
 
     python bench/complement_reasons.py [--suggestions 500] [--samples 20] [--json OUT]
 """
@@ -14,6 +15,7 @@ table, a note must name the suggestion's article, a completing pair must be in t
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 from pathlib import Path
@@ -66,8 +68,15 @@ def main() -> None:
     shop = LocalShop.load(load_config())
     rng = random.Random(args.seed)
     ids = sorted(shop.engine.index.fingerprints())
-    products = [p for p in shop.get_many(ids) if p.article in ANCHOR_ARTICLES]
-    rng.shuffle(products)
+    # Round-robin over the anchor articles, each shuffled: every kind of anchor is seen as
+    # often as the others, so the catalog's many dresses do not drown its rings.
+    by_article: dict[str, list] = {a: [] for a in ANCHOR_ARTICLES}
+    for p in shop.get_many(ids):
+        if p.article in by_article:
+            by_article[p.article].append(p)
+    for members in by_article.values():
+        rng.shuffle(members)
+    products = [p for row in itertools.zip_longest(*by_article.values()) for p in row if p]
     total = holding = contentless = substitutes = off_band = 0
     kinds: dict[str, int] = {}
     samples: list[str] = []

@@ -365,3 +365,14 @@ def test_taking_both_adds_the_first_two(message: str) -> None:
 @pytest.mark.parametrize("message", ["not that brand", "show me other brands", "换个牌子"])
 def test_not_that_brand_is_a_search(message: str) -> None:
     assert turn(message).move is Move.SEARCH
+
+
+def test_several_categories_within_one_total_are_a_look_even_around_an_anchor() -> None:
+    around = turn("a tie and a belt to go with my grey suit, 1500 together")
+    assert around.move is Move.LOOK and around.budget_total
+    assert around.anchor is not None and around.anchor.colours == ("Grey",)
+    plus = turn("a ring plus a pendant, both together no more than 4000")
+    assert plus.move is Move.LOOK and plus.filters.max_price == 4000
+    # One category to go with it stays a complement; alternatives are no look.
+    assert turn("a belt to go with my grey suit under 1500").move is Move.COMPLEMENTS
+    assert turn("a ring or a pendant, 4000 together").move is not Move.LOOK

@@ -567,8 +567,11 @@ class ShoppingAgent:
                 limit=LOOK_CANDIDATES,
             )  # fmt: skip
             turn.tools.append("search_products")
-            if found.products:
-                pools.append(found.products)
+            pool = list(found.products)
+            if u.anchor is not None and u.anchor.colours:  # around "my navy suit"
+                pool.sort(key=lambda p: -harmony_with(u.anchor.colours, p))
+            if pool:
+                pools.append(pool)
         chosen = best_look(pools, budget) if len(pools) >= 2 else []
         budget_words = phrases.budget_words(budget, lang, self.currency)
         if not chosen:

@@ -363,13 +363,16 @@ class Understander:
                 continue  # "I'd like to buy a watch" while earrings are shown: a new search
             if move in _SMALL_TALK and self._productany_of(parsed, occasions=False):
                 continue  # "hi, I need earrings"; "write a letter" names no product
+            if move == Move.COMPLEMENTS and self._look(parsed, text):
+                return MoveVote(Move.LOOK, 1.0, "rules")
             return MoveVote(move, 1.0, "rules")
+        # "cufflinks and a belt to go with my navy suit, 2000 together": a look around it.
+        if self._look(parsed, text):
+            return MoveVote(Move.LOOK, 1.0, "parse")
         if parsed.anchor is not None and (
             parsed.filters.articles or parsed.anchor.garment or parsed.anchor.pointer
         ):
             return MoveVote(Move.COMPLEMENTS, 1.0, "parse")
-        if self._several(parsed, text) and parsed.budget_total:
-            return MoveVote(Move.LOOK, 1.0, "parse")
         if products or self._relaxes(text):
             return MoveVote(Move.SEARCH, 1.0, "parse")
         if (context.shown or context.category) and self.lexicon.refinements.pattern.search(text):
@@ -387,6 +390,10 @@ class Understander:
         alternatives ("earrings or a pendant")."""
         distinct = {group for group in parsed.article_groups}
         return len(distinct) >= 2 and not self._g.alternatives.search(text)
+
+    def _look(self, parsed: ParsedQuery, text: str) -> bool:
+        """Several categories within one total: a look, with or without an anchor."""
+        return self._several(parsed, text) and parsed.budget_total
 
     def _relaxes(self, text: str) -> bool:
         g = self._g

@@ -376,3 +376,20 @@ def test_several_categories_within_one_total_are_a_look_even_around_an_anchor() 
     # One category to go with it stays a complement; alternatives are no look.
     assert turn("a belt to go with my grey suit under 1500").move is Move.COMPLEMENTS
     assert turn("a ring or a pendant, 4000 together").move is not Move.LOOK
+
+
+def test_once_the_owned_piece_is_said_a_link_introduces_the_wanted_item() -> None:
+    u = turn("我有一件紅色旗袍，想配一對金色耳環，一千以內")
+    assert u.move is Move.COMPLEMENTS and u.filters.articles == ("Earrings",)
+    assert u.anchor is not None and u.anchor.colours == ("Red",)  # the earrings are gold
+    assert "Gold" in u.filters.colours
+    mine = turn("配我的红色旗袍的耳环")  # the link leads to the owned piece itself
+    assert mine.anchor is not None and mine.anchor.colours == ("Red",)
+
+
+def test_completing_the_look_with_one_named_piece_is_a_complement_of_what_is_shown() -> None:
+    shown = DialogContext(shown=3, shown_articles=("Dresses",))
+    one = turn("complete the look for me. a clutch, gold or silver, under 1500", shown)
+    assert one.move is Move.COMPLEMENTS and one.filters.articles == ("Clutches",)
+    assert turn("complete the look under 1500", shown).move is Move.LOOK
+    assert turn("complete the look: earrings and a clutch, 3000 in total", shown).move is Move.LOOK

@@ -602,10 +602,17 @@ def _anchor_spans(text: str, g: Grammar) -> list[tuple[int, int]]:
     starts = [(m.start(), m.end(), "owned", "after") for m in g.owned.finditer(text)]
     for pattern, direction in g.links:
         starts += [(m.start(), m.end(), "link", direction) for m in pattern.finditer(text)]
+    owned_end = None
     for begin, at, kind, direction in sorted(starts):
         if direction == "after" and not _INTERROGATIVE.match(text[at:]):
             end = _noun_end(text, at, g, _ANCHOR_WORDS[kind])
             pointer = _PRONOUN.match(text[at:]) if kind == "link" else None
+            if kind == "owned" and end is not None:
+                owned_end = end if owned_end is None else owned_end
+            elif owned_end is not None and begin >= owned_end and pointer is None:
+                # "我有一件红色旗袍，想配一对金色耳环": once the owned piece is said, what a
+                # link introduces is the wanted item.
+                continue
             if end is None and pointer is not None:
                 end = at + pointer.end()
             if end is not None:

@@ -365,6 +365,9 @@ class Understander:
                 continue  # "hi, I need earrings"; "write a letter" names no product
             if move == Move.COMPLEMENTS and self._look(parsed, text):
                 return MoveVote(Move.LOOK, 1.0, "rules")
+            if move == Move.LOOK and context.shown and self._one_more(parsed):
+                # "complete the look: a clutch under 1500": one piece to go with what is shown.
+                return MoveVote(Move.COMPLEMENTS, 1.0, "rules")
             return MoveVote(move, 1.0, "rules")
         # "cufflinks and a belt to go with my navy suit, 2000 together": a look around it.
         if self._look(parsed, text):
@@ -390,6 +393,11 @@ class Understander:
         alternatives ("earrings or a pendant")."""
         distinct = {group for group in parsed.article_groups}
         return len(distinct) >= 2 and not self._g.alternatives.search(text)
+
+    @staticmethod
+    def _one_more(parsed: ParsedQuery) -> bool:
+        """One category named, its budget its own."""
+        return len(set(parsed.article_groups)) == 1 and not parsed.budget_total
 
     def _look(self, parsed: ParsedQuery, text: str) -> bool:
         """Several categories within one total: a look, with or without an anchor."""

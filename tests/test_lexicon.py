@@ -157,6 +157,19 @@ def test_a_floor_said_with_regret_is_a_ceiling(cue: str) -> None:
     assert (f.min_price, f.max_price) == (None, 2000)
 
 
+@pytest.mark.parametrize("cue", LEX.budget.floor_negated_before)
+def test_a_negated_floor_is_a_ceiling(cue: str) -> None:
+    said = f"a ring, {cue} over 2000" if cue.isascii() else f"戒指{cue}超过2000"
+    f = PARSER.parse(said).filters
+    assert (f.min_price, f.max_price) == (None, 2000)
+
+
+@pytest.mark.parametrize("word", sorted(LEX.numbers.scales))
+def test_digits_take_every_scale_word(word: str) -> None:
+    value = LEX.numbers.scales[word]
+    assert PARSER.parse(f"a watch under 3 {word}").filters.max_price == 3 * value
+
+
 @pytest.mark.parametrize("cue", LEX.budget.total)
 def test_every_total_word(cue: str) -> None:
     parsed = PARSER.parse(f"a watch and a wallet, 4000 {cue}")

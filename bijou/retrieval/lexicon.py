@@ -138,6 +138,8 @@ class BudgetCues:
     range_before: tuple[str, ...]
     range_joiners: tuple[str, ...]
     floor_regret_after: tuple[str, ...]
+    # A floor's words after one of these are a ceiling: "don't want to spend over 2500".
+    floor_negated_before: tuple[str, ...]
     total: tuple[str, ...]
     quantity_units: tuple[str, ...]
 

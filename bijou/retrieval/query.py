@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import cache
 
@@ -105,9 +105,11 @@ class Grammar:
     currency: re.Pattern[str]
     currency_after: re.Pattern[str]  # a currency word right after an amount
     number_parts: re.Pattern[str]
+    scales: Mapping[str, float]  # a digit's multiplier words: "3k", "3 grand", "2 hazaar"
     number_token: re.Pattern[str]
     number_words: re.Pattern[str]
     total: re.Pattern[str]
+    floor_negated: re.Pattern[str]  # matched against the text just before a floor cue
     regret: re.Pattern[str]
     neg_before: re.Pattern[str]
     neg_after: re.Pattern[str]
@@ -126,7 +128,10 @@ def grammar() -> Grammar:
     lex = load_lexicon()
     b, n = lex.budget, lex.numbers
     zh_num = f"[{''.join(n.zh_digits)}十][{''.join(n.zh_digits)}{''.join(n.zh_units)}]*"
-    multipliers = "k(?!\\s*gold)|thousand|lakhs?|lacs?"
+    scales = {"k": 1e3, **n.scales, "千": 1e3, "万": 1e4, "百": 1e2}
+    # "3k" but not "18k gold" (a purity); the longest word first ("lakhs" before "lakh").
+    words = sorted((w for w in scales if w.isascii() and w != "k"), key=len, reverse=True)
+    multipliers = "|".join(["k(?!\\s*gold)", *map(re.escape, words)])
     num = (
         rf"(?:\d+(?:,\d{{2,3}})*(?:\.\d+)?(?:\s*(?:{multipliers})(?![a-z])|\s*[百千万])?"
         rf"|{zh_num})"
@@ -179,9 +184,15 @@ def grammar() -> Grammar:
         number_parts=re.compile(
             rf"(\d+(?:,\d{{2,3}})*(?:\.\d+)?)\s*((?:{multipliers})(?![a-z])|[百千万])?|({zh_num})"
         ),
-        number_token=re.compile(rf"\d+(?:[.,]\d+)*k?|thousand|lakhs?|lacs?|{zh_num}"),
+        scales=scales,
+        number_token=re.compile(rf"\d+(?:[.,]\d+)*k?|{'|'.join(map(re.escape, words))}|{zh_num}"),
         number_words=re.compile(rf"{word}(?:\s+{word})*"),
         total=re.compile(any_of(b.total)),
+        # English words may stand between ("don't want to spend over"); Chinese is adjacent.
+        floor_negated=re.compile(
+            rf"(?:{any_of(b.floor_negated_before)})(?:\s+[a-z]+){{0,4}}\s*$|"
+            rf"(?:{any_of(b.floor_negated_before)})$"
+        ),
         regret=re.compile(
             rf"\W{{0,3}}(?:is |are |would be |seems )?{any_of(b.floor_regret_after)}"
         ),
@@ -226,9 +237,10 @@ def _amount(text: str, g: Grammar) -> float | None:
         return None
     if m[3]:
         return _zh_number(m[3], g)
-    scale = {"k": 1e3, "thousand": 1e3, "lakh": 1e5, "lakhs": 1e5, "lac": 1e5, "lacs": 1e5,
-             "千": 1e3, "万": 1e4, "百": 1e2}.get((m[2] or "").strip(), 1.0)  # fmt: skip
-    return float(m[1].replace(",", "")) * scale
+    value = float(m[1].replace(",", ""))
+    # "3 grand" is 3,000; "4000 grand total" is 4,000: nobody counts thousands of thousands.
+    scale = g.scales.get((m[2] or "").strip(), 1.0) if value < 1000 else 1.0
+    return value * scale
 
 
 def words_value(tokens: list[str], g: Grammar) -> float | None:
@@ -487,8 +499,13 @@ def _take_prices(text: str, g: Grammar) -> tuple[str, float | None, float | None
             value = _amount(m["c1"] or m["c2"] or m["f1"] or m["f2"], g)
             if value is None:
                 continue
-            # "Anything over 2000 is too much" is a ceiling said with a floor's words.
-            ceiling = bool(m["ceil"]) or bool(g.regret.match(text, m.end()))
+            # "Anything over 2000 is too much", "don't want to spend over 2000": ceilings
+            # said with a floor's words.
+            ceiling = (
+                bool(m["ceil"])
+                or bool(g.regret.match(text, m.end()))
+                or bool(m["f1"] and g.floor_negated.search(text, max(0, m.start() - 40), m.start()))
+            )
             low, high = (low, value) if ceiling else (value, high)
         else:  # a lone amount is a price only with a currency, and then it is the budget
             value = _amount(m["bare"], g)

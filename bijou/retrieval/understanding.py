@@ -365,8 +365,9 @@ class Understander:
                 continue  # "hi, I need earrings"; "write a letter" names no product
             if move == Move.COMPLEMENTS and self._look(parsed, text):
                 return MoveVote(Move.LOOK, 1.0, "rules")
-            if move == Move.LOOK and context.shown and self._one_more(parsed):
-                # "complete the look: a clutch under 1500": one piece to go with what is shown.
+            if move == Move.LOOK and context.shown and self._one_more(self.parser.parse(rest)):
+                # "complete the look: a clutch under 1500": one piece to go with what is
+                # shown (the cue's own words, "poora set", name none).
                 return MoveVote(Move.COMPLEMENTS, 1.0, "rules")
             return MoveVote(move, 1.0, "rules")
         # "cufflinks and a belt to go with my navy suit, 2000 together": a look around it.

@@ -524,6 +524,13 @@ def test_groundedness_totals_and_named_products() -> None:
     assert "₹800" not in searched[0] and "Gold Band" in searched[0]
 
 
+def test_a_price_gap_is_grounded_only_beside_the_two_prices() -> None:
+    gap = _reply([EARRING, RING], text="Gold Band is ₹800; Moon Studs ₹1,299, ₹499 more.")
+    assert ground(gap, CATALOG.get).invented == 0
+    elsewhere = _reply([EARRING, RING], text="Gold Band is ₹800. Save ₹499 today!")
+    assert ground(elsewhere, CATALOG.get).invented == 1
+
+
 def test_a_budget_may_be_said_as_a_budget_never_as_a_price() -> None:
     budget = _reply([EARRING], text="Here is one pick within your ₹3,000 budget.")
     assert ground(budget, CATALOG.get, allowed_numbers=[3000]).invented == 0

@@ -20,6 +20,7 @@ from bijou.agent.state import DialogState
 from bijou.catalog.schema import Product
 from bijou.retrieval.complements import Bundle, Complement
 from bijou.retrieval.lexicon import load_lexicon
+from bijou.retrieval.look import look_of
 from bijou.retrieval.query import QueryFilters
 from bijou.retrieval.search import SearchRequest
 from bijou.retrieval.shop import Shop
@@ -305,6 +306,8 @@ def _field(product: Product, name: str) -> str:
         return f"{getattr(product, name):g}"
     if name == "metal":
         return product.metal
+    if name == "colour":  # what the shopper sees, not the raw colour field
+        return ", ".join(look_of(product).sure_tones[:2]) or product.colour
     if name in Product.model_fields:
         value = getattr(product, name)
         return "" if value is None else str(value).strip()

@@ -3,6 +3,7 @@ the grounding of its facts against the catalog."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import typing
@@ -555,6 +556,12 @@ def _close(value: float, allowed: Iterable[float]) -> bool:
     return any(abs(value - a) < 0.005 for a in allowed)
 
 
+def _difference(value: float, sentence: str, prices: set[float]) -> bool:
+    """The gap between two real prices said in the same sentence ("₹995, ₹200 more")."""
+    said = [v for v, _ in text_prices(sentence) if _close(v, prices)]
+    return any(_close(value, (abs(a - b),)) for a, b in itertools.combinations(said, 2))
+
+
 def ground(
     reply: Reply,
     lookup: Lookup,
@@ -613,6 +620,7 @@ def ground(
         if (
             _close(value, prices)
             or as_budget
+            or _difference(value, sentence, prices)
             or (search is not None and _named_price(value, sentence, text, search))
         ):
             result.matching += 1

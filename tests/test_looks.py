@@ -10,7 +10,14 @@ from PIL import Image
 from bijou.catalog.schema import Product
 from bijou.retrieval.compatibility import CompatibilityModel, NotePair, note_pairs, split_products
 from bijou.retrieval.look import image_colours, look_of
-from bijou.retrieval.reasons import Reason, holds, in_price_band, near_substitute, reasons
+from bijou.retrieval.reasons import (
+    Reason,
+    for_children,
+    holds,
+    in_price_band,
+    near_substitute,
+    reasons,
+)
 
 
 def product(pid: str, title: str, article: str, colour: str = "", **fields: object) -> Product:
@@ -103,6 +110,13 @@ def test_reasons_are_specific_and_true() -> None:
     for reason in found:
         assert holds(reason, GOLD_NECKLACE, GOLD_EARRINGS)
     assert not holds(Reason("tone", ("Silver",)), GOLD_NECKLACE, GOLD_EARRINGS)
+
+
+def test_a_childs_piece_is_known_by_its_title_whatever_its_gender_field() -> None:
+    listed_women = product("k", "Palm Tree Kids Girls Red Saloppette Set", "Dresses", "Red")
+    assert for_children(listed_women)
+    assert not for_children(GOLD_EARRINGS)
+    assert for_children(product("g", "Pink Frock", "Dresses", gender="Girls"))
 
 
 def test_near_substitutes_and_places() -> None:

@@ -610,6 +610,8 @@ def test_every_completing_pair_is_said_the_right_way_round() -> None:
     assert pair_reason([chain], "pendant", "en") == "A chain for the pendant"
     pendant = Reason("completes", ("chain", "reverse"))
     assert pair_reason([pendant], "chain", "en") == "To hang on the chain"
+    silver = Reason("contrast", ("Pink", "Silver"))
+    assert pair_reason([silver], "earrings", "en") == "Pink stands out against the earrings' silver"
     saree = Reason("completes", ("drape", "reverse"))
     assert pair_reason([saree], "earrings", "en") == "A classic drape to wear the earrings with"
 

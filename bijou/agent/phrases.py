@@ -186,7 +186,10 @@ def pair_reason(reasons: Sequence[Reason], noun: str, language: str, *, yours: b
     the shopper owns: "maroon lehenga"): its two strongest checkable reasons, in words."""
     table = _FILE["reasons"][_lang(language)]
     anchor = table["yours" if yours else "the"].format(noun=noun)
-    whose = table["your_whose" if yours else "whose"].format(noun=noun)
+    key = "your_whose" if yours else "whose"
+    if noun.endswith("s") and f"{key}_s" in table:
+        key = f"{key}_s"
+    whose = table[key].format(noun=noun)
     said = []
     for reason in reasons[:2]:
         values = reason.values

@@ -23,7 +23,13 @@ from bijou.retrieval.index import ProductIndex, VectorQuery
 from bijou.retrieval.lexicon import load_lexicon
 from bijou.retrieval.look import look_of
 from bijou.retrieval.query import QueryFilters, normalise
-from bijou.retrieval.reasons import Reason, in_price_band, near_substitute, reasons
+from bijou.retrieval.reasons import (
+    Reason,
+    for_children,
+    in_price_band,
+    near_substitute,
+    reasons,
+)
 
 if TYPE_CHECKING:
     from bijou.fusion.models import Fuser
@@ -551,6 +557,7 @@ class ComplementFinder:
             # No second bag beside a bag, no bangle beside a watch.
             and not near_substitute(anchor, p, asked=asked)
             and (filters.max_price is not None or in_price_band(anchor, p))
+            and (for_children(anchor) or not for_children(p))
         ]
         compatible = (
             self.compatibility.scores(anchor, held, kept, vectors) if self.compatibility else {}

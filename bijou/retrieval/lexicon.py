@@ -200,6 +200,7 @@ class Styling:
     completes_base: Mapping[frozenset[str], str]  # -> the article the other is for, if one
     contrasts: Mapping[str, frozenset[str]]  # tone -> colours it stands out against
     neutrals: frozenset[str]
+    children: frozenset[str]  # title words of a child's piece
     max_ratio: float
     floor: float
     min_ratio: float
@@ -462,6 +463,7 @@ def _styling(catalog: dict[str, Any]) -> Styling:
         },
         contrasts={k: frozenset(v) for k, v in (catalog.get("contrasts") or {}).items()},
         neutrals=frozenset(catalog.get("neutrals") or ()),
+        children=frozenset(catalog.get("children") or ()),
         max_ratio=float(band.get("max_ratio", 3)),
         floor=float(band.get("floor", 0)),
         min_ratio=float(band.get("min_ratio", 0)),

@@ -104,6 +104,12 @@ def near_substitute(anchor: Product, product: Product, *, asked: bool = False) -
     return same_place and frozenset({anchor.article, product.article}) not in styling.completes
 
 
+def for_children(product: Product) -> bool:
+    """A child's piece, by its gender or by its title's words."""
+    words = set(product.title.lower().split())
+    return product.gender in ("Boys", "Girls") or bool(words & load_lexicon().styling.children)
+
+
 def in_price_band(anchor: Product, product: Product) -> bool:
     """A suggestion's price is in proportion to the anchor's (a ₹150 deodorant beside a
     ₹12,000 watch, or the reverse, is no match)."""

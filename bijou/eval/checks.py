@@ -335,22 +335,10 @@ def check_prose(reply: Reply, said: str, titles: Iterable[str] = ()) -> list[Che
     ``ECHO_RUN`` words of the shopper's own message (product titles aside)."""
     text = reply.text
     checks = []
-    label = ROLE_LABEL.search(text)
-    checks.append(
-        CheckResult(
-            name="prose.role_label",
-            passed=label is None,
-            detail="" if label is None else f"writes {label[0].strip()!r}",
-        )
-    )
-    third = THIRD_PERSON.search(text)
-    checks.append(
-        CheckResult(
-            name="prose.second_person",
-            passed=third is None,
-            detail="" if third is None else f"writes {third[0]!r}",
-        )
-    )
+    for name, pattern in (("prose.role_label", ROLE_LABEL), ("prose.second_person", THIRD_PERSON)):
+        found = pattern.search(text)
+        detail = "" if found is None else f"writes {found[0].strip()!r}"
+        checks.append(CheckResult(name=name, passed=found is None, detail=detail))
     names = {t.lower() for t in [*titles, *(p.title for p in _shown(reply))] if t}
     selfish = [
         sentence

@@ -40,6 +40,8 @@ def product(pid: str, title: str, article: str, colour: str = "", **fields: obje
         ("Titan Rose Gold Watch", "Pink", {}, "Rose", ("Pink",), False),
         ("Plain Bangle", "", {"Base Metal": "Stainless Steel"}, "Steel", (), False),
         ("Silk Saree", "Maroon", {}, None, ("Maroon",), False),
+        # A shade of the colour the title names is the same look.
+        ("Flying Machine Women OS Blue Tops", "Navy Blue", {}, None, ("Blue", "Navy Blue"), False),
     ],
 )
 def test_the_look_reads_every_record_field(

@@ -143,6 +143,8 @@ NEAR = 95.0  # sRGB distance within which two named colours look alike on a 60x8
 def _near(a: str, b: str) -> bool:
     """Two colour names look alike (Grey and Steel, Navy Blue and Blue); names without a
     reference colour are never contradicted."""
+    if set(a.split()) & set(b.split()):  # a shade of the same colour: Navy Blue, Blue
+        return True
     palette = load_lexicon().palette
     if a not in palette or b not in palette:
         return True

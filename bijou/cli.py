@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import signal
@@ -534,6 +535,11 @@ def serve_command(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if ray.is_initialized():
+            # The app first, with the proxies still up: each replica waits for its requests
+            # in flight (graceful_shutdown_timeout_s) and their answers still reach the
+            # clients; only then the proxies and the controller, then Ray itself.
+            with contextlib.suppress(Exception):  # never deployed: nothing to delete
+                serve.delete(APP_NAME)
             serve.shutdown()
             ray.shutdown()
         _err("stopped")

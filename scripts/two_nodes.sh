@@ -16,9 +16,27 @@ RAY=.venv/bin/ray
 CONFIG=bench/configs/serve-2node.yaml
 # Every ray command of one cluster must agree on the auth mode (MODELS.md).
 export RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
+# Every replica's access log line reaches the driver's log (one_shopper.py reads them).
+export RAY_DEDUP_LOGS=0
 PGDIR=""
+# This cluster's own temp folder and address: `ray stop` would stop every Ray on the
+# machine, other people's too, so only the processes of this folder (and theirs) are ended.
+RAYTMP=$(mktemp -d /tmp/bijou-ray-XXXXXX)
+stop_ray() {
+    local pids kids
+    pids=$(pgrep -f -- "$RAYTMP" || true)
+    for _ in 1 2 3 4 5; do
+        kids=$(for pid in $pids; do pgrep -P "$pid" || true; done)
+        pids=$(printf '%s\n' $pids $kids | sort -u)
+    done
+    [ -n "$pids" ] || return 0
+    kill -TERM $pids 2>/dev/null || true
+    sleep 3
+    kill -KILL $pids 2>/dev/null || true
+}
 cleanup() {
-    $RAY stop --force >/dev/null 2>&1 || true
+    stop_ray
+    rm -rf "$RAYTMP"
     if [ -n "$PGDIR" ]; then
         $AS_PG "$PGBIN/pg_ctl" -D "$PGDIR/data" -m fast stop >/dev/null 2>&1 || true
         rm -rf "$PGDIR"
@@ -42,17 +60,18 @@ if [ "$SHARED" = 1 ]; then
 fi
 
 $RAY start --head --num-cpus 1 --resources '{"head_node": 1}' --port 6380 \
-    --dashboard-host 127.0.0.1 --disable-usage-stats >/dev/null
+    --dashboard-host 127.0.0.1 --disable-usage-stats --temp-dir "$RAYTMP" >/dev/null
+export RAY_ADDRESS=127.0.0.1:6380
 $RAY start --address 127.0.0.1:6380 --num-cpus 1 --resources '{"second_node": 1}' >/dev/null
 .venv/bin/python - <<'PY'
 import ray
-ray.init(address="auto", logging_level="ERROR")
+ray.init(logging_level="ERROR")  # $RAY_ADDRESS
 for node in ray.nodes():
     if node["Alive"]:
         print("node", node["NodeID"][:8], {k: v for k, v in node["Resources"].items()
                                           if k in ("CPU", "head_node", "second_node")})
 PY
-.venv/bin/bijou serve --address auto --config "$CONFIG" --port "$PORT" \
+.venv/bin/bijou serve --address "$RAY_ADDRESS" --config "$CONFIG" --port "$PORT" \
     > var/two_nodes.log 2>&1 &
 SERVE=$!
 for _ in $(seq 1 120); do

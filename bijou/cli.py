@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,9 +194,10 @@ def _sync(config: BijouConfig, engine: SearchEngine, rebuild: bool = False) -> N
 
 
 def _engine(config: BijouConfig) -> SearchEngine:
-    """Models and index, loaded once; the index is built first when there is none."""
+    """Models and index, loaded once; the index is built first when there is none, and a
+    build that was stopped midway is finished."""
     engine = SearchEngine.load(config)
-    if engine.index.manifest is None:
+    if not engine.index.serving:
         _sync(config, engine)
         return engine
     if engine.payload_outdated():
@@ -507,23 +510,43 @@ def serve_command(
     import ray
     from ray import serve
 
-    if address:
-        ray.init(address=address)
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False)
-    serve.start(http_options=http, proxy_location=spec.get("proxy_location", "EveryNode"))
-    _err("starting the deployments (models load in each; about a minute on 2 cores)...")
-    serve.run(build_app(args, overrides), name=APP_NAME, route_prefix="/")
-    shown = "127.0.0.1" if http["host"] in ("0.0.0.0", "::") else http["host"]
-    print(f"Bijou is running: http://{shown}:{http['port']}/  (API docs at /docs)", flush=True)
+    # SIGTERM (docker stop, Kubernetes) stops like Ctrl-C, at any point, even while the
+    # models load: the Serve shutdown below lets each replica finish its requests in flight
+    # and close its stores, and ray.shutdown() ends every process this Ray started (the
+    # default SIGTERM exit skipped both and left ray:: agents orphaned).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if address:
+            ray.init(address=address)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False)
+        signal.signal(signal.SIGTERM, _interrupt)  # ray.init installs its own
+        serve.start(http_options=http, proxy_location=spec.get("proxy_location", "EveryNode"))
+        _err("starting the deployments (models load in each; about a minute on 2 cores)...")
+        serve.run(build_app(args, overrides), name=APP_NAME, route_prefix="/")
+        shown = "127.0.0.1" if http["host"] in ("0.0.0.0", "::") else http["host"]
+        print(f"Bijou is running: http://{shown}:{http['port']}/  (API docs at /docs)", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        _err("stopping")
+        _err("stopping: finishing the requests in flight")
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        # A second signal during the shutdown must not cut it short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if ray.is_initialized():
+            # The app first, with the proxies still up: each replica waits for its requests
+            # in flight (graceful_shutdown_timeout_s) and their answers still reach the
+            # clients; only then the proxies and the controller, then Ray itself.
+            with contextlib.suppress(Exception):  # never deployed: nothing to delete
+                serve.delete(APP_NAME)
+            serve.shutdown()
+            ray.shutdown()
+        _err("stopped")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 eval_app = typer.Typer(

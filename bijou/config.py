@@ -126,9 +126,36 @@ class AgentConfig(_Section):
 
 
 class MemoryConfig(_Section):
-    # SQLite file with sessions, carts and returning shoppers' preferences;
-    # None means <data_dir>/bijou.sqlite3.
+    # Sessions, carts and returning shoppers' preferences. sqlite: one file, embedded (the
+    # Agent replicas of one machine share it); postgres: a PostgreSQL server, shared by the
+    # Agent replicas of every node.
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    # SQLite file; None means <data_dir>/bijou.sqlite3.
     path: Path | None = None
+    # PostgreSQL connection string (postgresql://user:password@host:port/database); the
+    # password may instead come from PGPASSWORD or ~/.pgpass.
+    url: str | None = None
+    # A session keeps this many turns of transcript (the oldest go first): what a shopper
+    # or a script can make one session hold is bounded.
+    max_turns: int = Field(default=500, ge=2)
+
+
+class RateLimitConfig(_Section):
+    """Per client (its address, see forwarded_header) and per Ingress replica: a token bucket
+    holding ``burst`` requests that refills at the rate; past it, 429 with Retry-After."""
+
+    enabled: bool = True
+    # Chat turns, voice and chat completions: each runs the LLM.
+    chat_per_minute: float = Field(default=30.0, gt=0)
+    chat_burst: int = Field(default=10, ge=1)
+    # Everything else but health checks: search, products, images, carts, the widget.
+    other_per_minute: float = Field(default=600.0, gt=0)
+    other_burst: int = Field(default=120, ge=1)
+    # The header a trusted reverse proxy sets to the client's address (X-Forwarded-For): its
+    # last entry is the client. None: the connection's own address. Never set it without
+    # such a proxy in front: clients could then pick their own key.
+    forwarded_header: str | None = None
+    max_clients: int = Field(default=100_000, ge=1)  # buckets kept; the idlest go first
 
 
 class ServeConfig(_Section):
@@ -137,6 +164,9 @@ class ServeConfig(_Section):
     # POST /v1/admin/products needs this in X-API-Key; None disables the admin API.
     admin_api_key: str | None = None
     max_upload_bytes: int = 8_000_000  # photos
+    # Any request body (a base64 photo in JSON, an admin upsert); larger ones are 413.
+    max_body_bytes: int = 16_000_000
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     # Shop sites that may embed the widget ("*": any).
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
 

@@ -7,18 +7,25 @@ import gzip
 import json
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from bijou.agent.agent import ShoppingAgent
 from bijou.agent.llm import ChatModel, load_chat_model
+from bijou.agent.memory import SessionStore
 from bijou.catalog.loader import BUNDLED_IMAGES, load_catalog
 from bijou.catalog.schema import Product
-from bijou.config import BijouConfig
+from bijou.config import BijouConfig, RateLimitConfig
 from bijou.fusion.encoders import Encoders, load_encoders
 from bijou.retrieval.complements import ComplementFinder, PairingTable
 from bijou.retrieval.search import SearchEngine
+from bijou.retrieval.shop import LocalShop
+from bijou.serve.api import create_app
+from bijou.serve.local import LocalBackend
+from bijou.serve.speech import SpeechToText
 
 PER_ARTICLE = 8
 
@@ -92,6 +99,46 @@ def chat_model(tmp_path_factory: pytest.TempPathFactory) -> ChatModel:
         {"data_dir": tmp_path_factory.mktemp("llm"), "llm": {"threads": 1}}
     )
     return load_chat_model(config)
+
+
+ADMIN_KEY = "test-admin-key"
+
+
+@pytest.fixture(scope="session")
+def admin_headers() -> dict[str, str]:
+    return {"X-API-Key": ADMIN_KEY}
+
+
+@pytest.fixture(scope="session")
+def app_client(
+    small_engine: SearchEngine,
+    finder: ComplementFinder,
+    chat_model: ChatModel,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TestClient]:
+    """The HTTP API over the in-process backend with the real models, the admin API on and
+    no rate limits (the tests are one client sending many requests; test_guard has them)."""
+    folder = tmp_path_factory.mktemp("api")
+    serve = small_engine.config.serve.model_copy(
+        update={
+            "admin_api_key": ADMIN_KEY,
+            "max_upload_bytes": 200_000,
+            "rate_limit": RateLimitConfig(enabled=False),
+        }
+    )
+    config = small_engine.config.model_copy(
+        update={
+            "data_dir": folder,
+            "serve": serve,
+            "speech": small_engine.config.speech.model_copy(update={"max_seconds": 15.0}),
+        }
+    )
+    store = SessionStore(folder / "sessions.sqlite3", config.memory.max_turns)
+    agent = ShoppingAgent(config, LocalShop(small_engine, finder), store, chat_model)
+    backend = LocalBackend(agent, small_engine, SpeechToText.load(config))
+    with TestClient(create_app(config, lambda: backend)) as test_client:
+        yield test_client
+    store.close()
 
 
 @pytest.fixture(scope="session")

@@ -9,51 +9,21 @@ import io
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from bijou.agent.agent import ShoppingAgent
-from bijou.agent.llm import ChatModel
-from bijou.agent.memory import SessionStore
 from bijou.catalog.schema import Product
-from bijou.retrieval.complements import ComplementFinder
 from bijou.retrieval.search import SearchEngine
-from bijou.retrieval.shop import LocalShop
-from bijou.serve.api import create_app
-from bijou.serve.local import LocalBackend
-from bijou.serve.speech import SpeechToText
 
-ADMIN_KEY = "test-admin-key"
 ESPEAK = shutil.which("espeak-ng")
 
 
-@pytest.fixture(scope="module")
-def client(
-    small_engine: SearchEngine,
-    finder: ComplementFinder,
-    chat_model: ChatModel,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[TestClient]:
-    folder = tmp_path_factory.mktemp("api")
-    config = small_engine.config.model_copy(
-        update={
-            "data_dir": folder,
-            "serve": small_engine.config.serve.model_copy(
-                update={"admin_api_key": ADMIN_KEY, "max_upload_bytes": 200_000}
-            ),
-            "speech": small_engine.config.speech.model_copy(update={"max_seconds": 15.0}),
-        }
-    )
-    store = SessionStore(folder / "sessions.sqlite3")
-    agent = ShoppingAgent(config, LocalShop(small_engine, finder), store, chat_model)
-    backend = LocalBackend(agent, small_engine, SpeechToText.load(config))
-    with TestClient(create_app(config, lambda: backend)) as test_client:
-        yield test_client
-    store.close()
+@pytest.fixture
+def client(app_client: TestClient) -> TestClient:
+    return app_client
 
 
 def _events(response) -> list[tuple[str, dict]]:
@@ -247,24 +217,21 @@ def test_returning_shopper_session(client: TestClient) -> None:
 
 
 # --- admin --------------------------------------------------------------------------------
-def test_admin_upsert_and_delete(client: TestClient, small_products) -> None:
+def test_admin_upsert_and_delete(
+    client: TestClient, small_products, admin_headers: dict[str, str]
+) -> None:
     base = small_products[0]
     new = base.model_copy(update={"id": "api-test-1", "title": "Test Moonstone Ring"})
     payload = {"upsert": [json.loads(new.model_dump_json())]}
     assert client.post("/v1/admin/products", json=payload).status_code == 401
     wrong = client.post("/v1/admin/products", json=payload, headers={"X-API-Key": "nope"})
     assert wrong.status_code == 401
-    ok = client.post("/v1/admin/products", json=payload, headers={"X-API-Key": ADMIN_KEY})
+    ok = client.post("/v1/admin/products", json=payload, headers=admin_headers)
     assert ok.json() == {"upserted": 1, "deleted": 0}
     assert client.get("/v1/products/api-test-1").json()["product"]["title"] == new.title
     bad = {"upsert": [{"id": "x", "title": "", "article": "Ring", "price": -1, "list_price": 1}]}
-    assert (
-        client.post("/v1/admin/products", json=bad, headers={"X-API-Key": ADMIN_KEY}).status_code
-        == 422
-    )
-    gone = client.post(
-        "/v1/admin/products", json={"delete": ["api-test-1"]}, headers={"X-API-Key": ADMIN_KEY}
-    )
+    assert client.post("/v1/admin/products", json=bad, headers=admin_headers).status_code == 422
+    gone = client.post("/v1/admin/products", json={"delete": ["api-test-1"]}, headers=admin_headers)
     assert gone.json() == {"upserted": 0, "deleted": 1}
     assert client.get("/v1/products/api-test-1").status_code == 404
 

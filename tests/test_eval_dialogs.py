@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -687,6 +688,17 @@ class FakeBackend:
         return self.carts[session_id]
 
 
+def test_http_client_waits_out_a_shops_rate_limit() -> None:
+    limited = BijouConfig.model_validate(
+        {"serve": {"rate_limit": {"other_burst": 1, "other_per_minute": 120}}}
+    )
+    with TestClient(create_app(limited, FakeBackend)) as http:
+        client = HttpClient("http://testserver", client=http)
+        start = time.monotonic()
+        assert client.start() and client.start()  # the second waits for its token
+        assert time.monotonic() - start >= 0.9
+
+
 def test_http_client_runs_scenarios_and_records_failures(tmp_path: Path) -> None:
     _write(tmp_path, "q.wav", "RIFF")
     path = _write(
@@ -717,7 +729,9 @@ def test_http_client_runs_scenarios_and_records_failures(tmp_path: Path) -> None
       expect: {language: en}
 """,
     )
-    app = create_app(BijouConfig(), FakeBackend)
+    # One client sending every turn at once: the shop's rate limits are off here.
+    unlimited = BijouConfig.model_validate({"serve": {"rate_limit": {"enabled": False}}})
+    app = create_app(unlimited, FakeBackend)
     with TestClient(app, raise_server_exceptions=False) as http:
         client = HttpClient("http://testserver", client=http)
         results = run_scenarios(load_scenarios(path), client, k=2)

@@ -11,7 +11,7 @@ import pytest
 from bijou.catalog.schema import Product
 from bijou.fusion.encoders import Encoders
 from bijou.retrieval.index import IndexMismatchError
-from bijou.retrieval.search import SearchEngine, SearchRequest, index_versions
+from bijou.retrieval.search import SearchEngine, SearchRequest, index_points, index_versions
 
 
 @pytest.fixture(params=["edge", "server"])
@@ -92,3 +92,25 @@ def test_changed_encoder_forces_rebuild(
     report = engine.sync(small_products[:20], rebuild=True)
     assert report.added == 20
     engine.index.close()
+
+
+def test_a_build_stopped_midway_is_never_served_and_resumes(
+    open_engine: Callable[[], SearchEngine], small_products: list[Product], encoders: Encoders
+) -> None:
+    engine = open_engine()
+    versions, dims = index_versions(engine.encoders)
+    engine.index.ensure(versions, dims)
+    half = small_products[: len(small_products) // 2]
+    engine.index.upsert(index_points(half, engine.encoders, engine.search.sparse, engine.store))
+    engine.index.close()  # what a killed `bijou index` leaves: part of the products, flushed
+
+    stopped = open_engine()
+    assert stopped.index.manifest is not None and not stopped.index.serving
+    report = stopped.sync(small_products)
+    assert report.unchanged == len(half)  # resumed: the half already there is not re-encoded
+    assert report.added == len(small_products) - len(half)
+    assert stopped.index.serving and stopped.index.count() == len(small_products)
+    stopped.index.close()
+    reopened = open_engine()
+    assert reopened.index.serving
+    reopened.index.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 import threading
@@ -494,3 +495,24 @@ def test_reopening_is_idempotent_and_close_is_final(path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     conn.close()
+
+
+def test_a_transcript_keeps_only_the_last_max_turns(tmp_path: Path) -> None:
+    with SessionStore(tmp_path / "m.sqlite3", max_turns=4) as store:
+        session = store.create_session()
+        other = store.create_session()
+        store.append_turn(other.id, "user", "kept")
+        for i in range(10):
+            store.append_turn(session.id, "user", f"t{i}")
+        assert [turn.text for turn in store.history(session.id)] == ["t6", "t7", "t8", "t9"]
+        assert [turn.text for turn in store.history(other.id)] == ["kept"]
+
+
+def test_session_ids_are_random_and_unrelated(tmp_path: Path) -> None:
+    with SessionStore(tmp_path / "m.sqlite3") as store:
+        ids = [store.create_session().id for _ in range(200)]
+    assert len(set(ids)) == len(ids)
+    # No shared prefix or counter: consecutive ids agree in about 1/16 of their hex digits.
+    same = sum(a == b for x, y in itertools.pairwise(ids) for a, b in zip(x, y, strict=True))
+    assert same / (32 * (len(ids) - 1)) < 0.1
+    assert all(int(i, 16) for i in ids)

@@ -21,6 +21,7 @@ from bijou.retrieval.search import SearchEngine
 
 SERVE_YAML = Path(__file__).parent.parent / "bijou" / "serve" / "serve.yaml"
 PORT = 18_765
+ADMIN_KEY = "ray-admin-key"
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ def app_url(
         "data_dir": str(data_dir),
         "catalog": {"path": str(small_catalog)},
         "llm": {"threads": 1},
+        "serve": {"admin_api_key": ADMIN_KEY, "rate_limit": {"enabled": False}},
     }
     # The replicas open the index, so it is built (and closed) here first.
     engine = SearchEngine.load(BijouConfig.model_validate(settings), encoders)
@@ -94,3 +96,22 @@ def test_every_deployment_answers_over_http(app_url: str, tmp_path: Path) -> Non
             voice = client.post("/v1/voice", files=files, data={"language": "en"})
             assert voice.status_code == 200, voice.text
             assert "earring" in voice.json()["transcript"]["text"].lower()
+
+
+def test_errors_through_the_deployments_are_clean_4xx(app_url: str) -> None:
+    """An error raised in a replica reaches the client as the same 4xx as in one process,
+    without the remote traceback; a product without an image is upserted (it was a 500:
+    the image encoder's client stacked an empty batch)."""
+    with httpx.Client(base_url=app_url, timeout=120) as client:
+        unknown = client.post("/v1/chat", json={"message": "rings", "session_id": "0" * 32})
+        assert unknown.status_code == 404 and "Traceback" not in unknown.text
+        cart = client.get(f"/v1/sessions/{'0' * 32}/cart")
+        assert cart.status_code == 404 and ".py" not in cart.text
+        plain = {"id": "ray-plain-1", "title": "Plain Steel Band", "article": "Ring",
+                 "price": 499, "list_price": 599}  # fmt: skip
+        headers = {"X-API-Key": ADMIN_KEY}
+        upsert = client.post("/v1/admin/products", json={"upsert": [plain]}, headers=headers)
+        assert upsert.status_code == 200, upsert.text
+        assert client.get("/v1/products/ray-plain-1").json()["product"]["title"] == plain["title"]
+        gone = client.post("/v1/admin/products", json={"delete": ["ray-plain-1"]}, headers=headers)
+        assert gone.json() == {"upserted": 0, "deleted": 1}

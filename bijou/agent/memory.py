@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,7 +38,7 @@ MAX_SHOPPER_ID = 128
 Role = Literal["user", "assistant"]
 ROLES: tuple[Role, ...] = ("user", "assistant")
 
-# What uuid4().hex produces; anything else from a cookie or URL is rejected before any SQL.
+# What new_session_id() produces; anything else from a cookie or URL is rejected before any SQL.
 _SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 # One statement each: executescript() would commit the surrounding transaction first.
@@ -113,6 +113,12 @@ class CartLine:
     added_at: float
 
 
+def new_session_id() -> str:
+    """128 bits from the operating system's CSPRNG: the id is the only key to a session and
+    its cart, so it must not be guessable from other ids or the time."""
+    return secrets.token_hex(16)
+
+
 def check_session_id(session_id: object) -> str:
     if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
         raise UnknownSessionError(f"unknown session {session_id!r:.48}")
@@ -174,8 +180,13 @@ def _load_ids(raw: object, what: str) -> tuple[str, ...]:
 
 
 class SessionStore:
-    def __init__(self, path: Path) -> None:
+    # Sessions created in one clock tick are listed in creation order.
+    sessions_order = "created, rowid"
+
+    def __init__(self, path: Path, max_turns: int | None = None) -> None:
+        """``max_turns``: the transcript turns a session keeps (the oldest go first)."""
         self.path = path
+        self.max_turns = max_turns
         self._lock = threading.Lock()
         # One connection for all threads: the lock, not sqlite3, serialises its use.
         conn = sqlite3.connect(
@@ -196,10 +207,18 @@ class SessionStore:
         self._conn: sqlite3.Connection | None = conn
 
     @classmethod
-    def open(cls, config: BijouConfig) -> Self:
+    def open(cls, config: BijouConfig) -> SessionStore:
+        """The configured store: the SQLite file, or the PostgreSQL server (memory.backend)."""
+        memory = config.memory
+        if memory.backend == "postgres":
+            from bijou.agent.postgres import PostgresSessionStore
+
+            if not memory.url:
+                raise ValueError("memory.backend is postgres: set memory.url")
+            return PostgresSessionStore(memory.url, memory.max_turns)
         path = config.memory_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        return cls(path)
+        return cls(path, memory.max_turns)
 
     def close(self) -> None:
         with self._lock:
@@ -281,7 +300,7 @@ class SessionStore:
     def create_session(self, shopper_id: str | None = None) -> Session:
         if shopper_id is not None:
             check_shopper_id(shopper_id)
-        session_id = uuid.uuid4().hex
+        session_id = new_session_id()
         now = time.time()
         with self._transaction(write=True) as conn:
             if shopper_id is None:
@@ -338,7 +357,7 @@ class SessionStore:
         check_shopper_id(shopper_id)
         with self._transaction() as conn:
             rows = conn.execute(
-                "SELECT id FROM sessions WHERE shopper_id = ? ORDER BY created, rowid",
+                f"SELECT id FROM sessions WHERE shopper_id = ? ORDER BY {self.sessions_order}",
                 (shopper_id,),
             ).fetchall()
         return [session_id for (session_id,) in rows]
@@ -364,6 +383,12 @@ class SessionStore:
                 "VALUES (?, ?, ?, ?, ?)",
                 (session_id, role, text, json.dumps(ids), now),
             )
+            if self.max_turns is not None:
+                conn.execute(
+                    "DELETE FROM turns WHERE session_id = ? AND seq <= (SELECT seq FROM turns "
+                    "WHERE session_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                    (session_id, session_id, self.max_turns),
+                )
 
     def history(self, session_id: str, limit: int | None = None) -> list[Turn]:
         """The transcript oldest first; only its last ``limit`` turns when given."""
@@ -372,12 +397,14 @@ class SessionStore:
             raise ValueError(f"limit is at least 0, got {limit}")
         with self._transaction() as conn:
             self._require(conn, session_id)
-            # LIMIT -1 is SQLite's "no limit".
-            rows = conn.execute(
+            query = (
                 "SELECT role, text, product_ids, at FROM turns WHERE session_id = ? "
-                "ORDER BY seq DESC LIMIT ?",
-                (session_id, -1 if limit is None else limit),
-            ).fetchall()
+                "ORDER BY seq DESC"
+            )
+            if limit is None:
+                rows = conn.execute(query, (session_id,)).fetchall()
+            else:
+                rows = conn.execute(f"{query} LIMIT ?", (session_id, limit)).fetchall()
         what = f"session {session_id}"
         return [
             Turn(role, text, _load_ids(ids, what), at) for role, text, ids, at in reversed(rows)

@@ -26,7 +26,9 @@ def decode_image(data: bytes) -> Image.Image:
             if img.width * img.height > MAX_IMAGE_PIXELS:
                 raise ImageDecodeError(f"image too large: {img.width}x{img.height}")
             return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError as exc:  # its text names an in-memory object
+        raise ImageDecodeError("cannot decode image: not a JPEG, PNG, WebP or GIF") from exc
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"cannot decode image: {exc}") from exc
 
 

@@ -161,6 +161,22 @@ def _detail(response: httpx.Response) -> str:
     return str(body.get("detail", body)) if isinstance(body, dict) else str(body)[:200]
 
 
+RATE_LIMIT_WAITS = 5  # a shop's 429 is waited out (its Retry-After) this many times
+MAX_RETRY_AFTER_S = 60.0
+
+
+def _waited_out(response: httpx.Response, attempt: int) -> bool:
+    """True when the shop answered "too many requests" and its Retry-After was waited."""
+    if response.status_code != 429 or attempt == RATE_LIMIT_WAITS:
+        return False
+    try:
+        wait = float(response.headers.get("retry-after", "1"))
+    except ValueError:
+        wait = 1.0
+    time.sleep(min(max(wait, 0.0), MAX_RETRY_AFTER_S))
+    return True
+
+
 class HttpClient:
     """A running shop, through the widget's HTTP API. ``client``: an `httpx.Client` to use
     instead of a new one (a FastAPI TestClient in tests)."""
@@ -181,10 +197,13 @@ class HttpClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         import httpx
 
-        try:
-            response = self.http.request(method, self._url(path), **kwargs)
-        except httpx.HTTPError as exc:
-            raise ClientError(f"{method} {path}: {_error_text(exc)}") from exc
+        for attempt in range(RATE_LIMIT_WAITS + 1):
+            try:
+                response = self.http.request(method, self._url(path), **kwargs)
+            except httpx.HTTPError as exc:
+                raise ClientError(f"{method} {path}: {_error_text(exc)}") from exc
+            if not _waited_out(response, attempt):
+                break
         if response.status_code >= 400:
             raise ClientError(f"{method} {path}: HTTP {response.status_code}: {_detail(response)}")
         return response
@@ -222,19 +241,26 @@ class HttpClient:
         if turn.image:
             body["image"] = self._image_b64(turn)
         try:
-            with self.http.stream("POST", self._url("/v1/chat"), json=body) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise ClientError(
-                        f"POST /v1/chat: HTTP {response.status_code}: {_detail(response)}"
-                    )
-                for event, data in _sse_events(response.iter_lines()):
-                    if event == "delta" and result.first_token_s is None:
-                        result.first_token_s = time.perf_counter() - start
-                    elif event == "reply":
-                        result.reply = Reply.model_validate_json(data)
-                    elif event == "error":
-                        raise ClientError(f"POST /v1/chat: the stream reported an error: {data}")
+            for attempt in range(RATE_LIMIT_WAITS + 1):
+                with self.http.stream("POST", self._url("/v1/chat"), json=body) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        if _waited_out(response, attempt):
+                            start = time.perf_counter()  # the turn, not the wait
+                            continue
+                        raise ClientError(
+                            f"POST /v1/chat: HTTP {response.status_code}: {_detail(response)}"
+                        )
+                    for event, data in _sse_events(response.iter_lines()):
+                        if event == "delta" and result.first_token_s is None:
+                            result.first_token_s = time.perf_counter() - start
+                        elif event == "reply":
+                            result.reply = Reply.model_validate_json(data)
+                        elif event == "error":
+                            raise ClientError(
+                                f"POST /v1/chat: the stream reported an error: {data}"
+                            )
+                    break
         except httpx.HTTPError as exc:
             raise ClientError(f"POST /v1/chat: {_error_text(exc)}") from exc
         if result.reply is None:

@@ -9,10 +9,11 @@ encoder versions that built it; opening it with other encoders demands a rebuild
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,13 +54,26 @@ class Manifest:
     layout: int
     encoders: dict[str, str]
     dims: dict[str, int]
+    # False from the creation of a new index until a sync has put in every product: an index
+    # whose build was killed is finished (resumed) before it is served, never served part-built.
+    complete: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {"layout": self.layout, "encoders": self.encoders, "dims": self.dims}
+        return {
+            "layout": self.layout,
+            "encoders": self.encoders,
+            "dims": self.dims,
+            "complete": self.complete,
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Manifest:
-        return cls(layout=raw["layout"], encoders=raw["encoders"], dims=raw["dims"])
+        # Indexes from before the flag were written whole by a sync.
+        return cls(raw["layout"], raw["encoders"], raw["dims"], raw.get("complete", True))
+
+    def holds(self, other: Manifest) -> bool:
+        """Same layout and vectors from the same encoders (built or still building)."""
+        return (self.layout, self.encoders, self.dims) == (other.layout, other.encoders, other.dims)
 
 
 @dataclass(frozen=True)
@@ -221,10 +235,10 @@ class ProductIndex:
 
         Raises IndexMismatchError when it holds vectors of other encoders and ``rebuild`` is
         False: mixing vectors from two models silently ruins search."""
-        wanted = Manifest(LAYOUT_VERSION, dict(encoders), dict(dims))
+        wanted = Manifest(LAYOUT_VERSION, dict(encoders), dict(dims), complete=False)
         current = self.backend.manifest()
-        if current == wanted and not rebuild:
-            return
+        if current is not None and current.holds(wanted) and not rebuild:
+            return  # built, or a build to resume
         if current is not None and not rebuild:
             raise IndexMismatchError(
                 f"the index was built with {current.encoders} (layout {current.layout}); "
@@ -280,7 +294,18 @@ class ProductIndex:
         current = self.backend.manifest()
         if current is None:
             raise RuntimeError("no index to refit")
-        self.backend.write_manifest(Manifest(current.layout, dict(encoders), current.dims))
+        self.backend.write_manifest(replace(current, encoders=dict(encoders)))
+
+    def mark_complete(self) -> None:
+        current = self.backend.manifest()
+        if current is not None and not current.complete:
+            self.backend.write_manifest(replace(current, complete=True))
+
+    @property
+    def serving(self) -> bool:
+        """True when the index is whole: built, and not a build that was stopped midway."""
+        manifest = self.backend.manifest()
+        return manifest is not None and manifest.complete
 
     def fingerprints(self) -> dict[str, str]:
         """product id -> fingerprint of what the index holds for it."""
@@ -305,8 +330,12 @@ def read_manifest_file(path: Path) -> Manifest | None:
 
 
 def write_manifest_file(path: Path, manifest: Manifest) -> None:
+    # Written aside and renamed over: a crash leaves the old manifest or the new, never half.
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest.to_json(), indent=2))
+    with tmp.open("w") as out:
+        out.write(json.dumps(manifest.to_json(), indent=2))
+        out.flush()
+        os.fsync(out.fileno())
     tmp.replace(path)
 
 

@@ -322,6 +322,7 @@ class SearchEngine:
             self.index.upsert(index_points(changed, self.encoders, self.search.sparse, self.store))
         if stale:
             self.index.delete(stale)
+        self.index.mark_complete()
         self.refresh_vocabulary()
         added = sum(p.id not in current for p in changed)
         return SyncReport(added, len(changed) - added, len(stale), len(products) - len(changed))

@@ -4,7 +4,9 @@ chat endpoint. Documented by its own OpenAPI schema at /docs.
 
 The routes talk to a `Backend`: `LocalBackend` runs everything in this process (tests, small
 shops); the Ray Serve app (`bijou.serve.app`) gives them deployment handles instead.
-Every bad input is a 4xx with a `detail`; nothing a client sends can crash the process.
+Every bad input is a 4xx with a `detail`; nothing a client sends can crash the process, and
+no error body carries a traceback or a file path (an unexpected failure is a 500 with a
+reference the log holds). Requests are limited per client (`bijou.serve.guard`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, Protocol
 
 from fastapi import (
@@ -32,11 +35,12 @@ from fastapi import (
     WebSocket,
     WebSocketDisconnect,
 )
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.requests import HTTPConnection
 
 from bijou.agent.agent import AgentEvent, ProductView, Reply, ReplyDone, TextDelta
@@ -46,11 +50,20 @@ from bijou.catalog.media import ImageDecodeError, decode_image
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
 from bijou.retrieval.search import SearchRequest, SearchResult
+from bijou.serve.guard import RateLimiter, RateLimitMiddleware
 from bijou.serve.speech import AudioDecodeError, Transcript
+
+log = logging.getLogger(__name__)
 
 # The widget and the demo shop page ship inside the package, so an installed wheel serves them.
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 MAX_MESSAGE_CHARS = 2000
+MAX_ERRORS_SHOWN = 3  # validation errors named in one detail
+RETRY_AFTER_S = 2  # when a part of the service is restarting
+
+
+class BackendUnavailableError(RuntimeError):
+    """A part of the service is restarting (a replica was lost): the client may try again."""
 
 
 class Backend(Protocol):
@@ -58,7 +71,6 @@ class Backend(Protocol):
 
     async def ready(self) -> bool: ...
     async def create_session(self, shopper_id: str | None) -> str: ...
-    async def latest_session(self, shopper_id: str) -> str: ...
     async def chat(
         self, session_id: str, message: str, image: Image.Image | None
     ) -> AsyncIterator[AgentEvent]: ...
@@ -135,6 +147,20 @@ class AdminIn(BaseModel):
     upsert: list[Product] = Field(default_factory=list, max_length=1000)
     delete: list[str] = Field(default_factory=list, max_length=10_000)
 
+    @field_validator("upsert")
+    @classmethod
+    def _media_inside_the_store(cls, products: list[Product]) -> list[Product]:
+        # The image route serves a product's image by its path: an absolute path or ".."
+        # would let whoever holds the admin key read any file the server can.
+        for product in products:
+            for media in (product.image, product.video):
+                if media and (PurePosixPath(media).is_absolute() or ".." in Path(media).parts):
+                    raise ValueError(
+                        f"product {product.id[:48]!r}: media paths are relative to the "
+                        "shop's media store, without '..'"
+                    )
+        return products
+
 
 class AdminOut(BaseModel):
     upserted: int
@@ -150,7 +176,11 @@ class OpenAIChatIn(BaseModel):
     model: str = "bijou"
     messages: list[OpenAIMessage] = Field(min_length=1, max_length=200)
     stream: bool = False
-    user: str | None = Field(default=None, max_length=128)
+    # The end user: a new conversation starts with their saved preferences.
+    user: str | None = Field(default=None, min_length=1, max_length=128)
+    # {"session_id": ...} (returned as bijou.session_id) continues a conversation: only its
+    # holder can, as with every other endpoint.
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=16)
 
 
 def backend_of(connection: HTTPConnection) -> Backend:
@@ -224,8 +254,9 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> JSONResponse:
     try:
         ok = await backend_of(request).ready()
-    except Exception as exc:  # a backend that cannot even load is not ready
-        return JSONResponse({"status": "loading", "detail": str(exc)}, status_code=503)
+    except Exception:  # a backend that cannot even load is not ready; the log says why
+        log.exception("readiness check failed")
+        return JSONResponse({"status": "loading"}, status_code=503)
     return JSONResponse({"status": "ready" if ok else "loading"}, status_code=200 if ok else 503)
 
 
@@ -305,8 +336,9 @@ async def chat_sse(body: ChatIn, shop: Shop, config: Settings) -> StreamingRespo
         try:
             async for event in _chain(first, events):
                 yield _event_sse(event)
-        except Exception as exc:  # the stream has started: report in-band
-            yield _sse("error", {"detail": f"the assistant failed: {type(exc).__name__}"})
+        except Exception:  # the stream has started: report in-band
+            log.exception("chat stream failed in session %s", session_id)
+            yield _sse("error", {"detail": "the assistant failed; please send it again"})
 
     return StreamingResponse(stream(), media_type="text/event-stream")
 
@@ -317,26 +349,44 @@ async def chat_ws(socket: WebSocket) -> None:
     delta, reply and error objects with a "type"."""
     await socket.accept()
     shop, config = backend_of(socket), config_of(socket)
+    limiter: RateLimiter = socket.app.state.rate_limiter
+    client = limiter.client_of(socket.scope)
     try:
         while True:
-            raw = await socket.receive_text()
             try:
+                raw = await socket.receive_text()
+            except KeyError:  # a binary frame: starlette finds no "text" in it
+                await socket.send_json({"type": "error", "detail": "send JSON text frames"})
+                continue
+            try:
+                if wait := limiter.take(client, "chat"):
+                    await socket.send_json(
+                        {"type": "error", "detail": limiter.detail, "retry_after": wait}
+                    )
+                    continue
                 body = ChatIn.model_validate_json(raw)
                 image = _photo_of(body, config)
                 session_id = await _session(shop, body.session_id, body.shopper_id)
+                events = shop.chat(session_id, body.message, image)
+                first = await _first_event(events)  # an unknown session is an error first
                 await socket.send_json({"type": "session", "session_id": session_id})
-                async for event in shop.chat(session_id, body.message, image):
+                async for event in _chain(first, events):
                     if isinstance(event, TextDelta):
                         await socket.send_json({"type": "delta", "text": event.text})
                     else:
                         reply = event.reply.model_dump(mode="json")
                         await socket.send_json({"type": "reply", "reply": reply})
             except ValidationError as exc:
-                await socket.send_json({"type": "error", "detail": exc.errors()[0]["msg"]})
+                await socket.send_json({"type": "error", "detail": validation_detail(exc)})
             except HTTPException as exc:
                 await socket.send_json({"type": "error", "detail": exc.detail})
             except UnknownSessionError:
                 await socket.send_json({"type": "error", "detail": "unknown session"})
+            except BackendUnavailableError:
+                await socket.send_json({"type": "error", "detail": UNAVAILABLE})
+            except Exception:  # one failed message must not close the shopper's socket
+                log.exception("websocket chat message failed")
+                await socket.send_json({"type": "error", "detail": "the assistant failed"})
     except WebSocketDisconnect:
         return
 
@@ -451,14 +501,16 @@ openai = APIRouter(tags=["openai"])
 # --- OpenAI-compatible chat --------------------------------------------------------
 @openai.post("/v1/chat/completions", response_model=None)
 async def chat_completions(body: OpenAIChatIn, shop: Shop) -> JSONResponse | StreamingResponse:
-    """OpenAI chat completions. The last user message is the shopper's turn; `user`
-    keeps one conversation per end user (without it, each request starts afresh)."""
+    """OpenAI chat completions. The last user message is the shopper's turn. A request
+    without `metadata.session_id` starts a conversation (with `user`'s saved preferences);
+    the answer's `bijou.session_id` continues it. A shopper id never opens a conversation:
+    it is not a secret, and the session id is the only key to a session and its cart."""
     message = next((m.content or "" for m in reversed(body.messages) if m.role == "user"), "")
     if not message.strip():
         raise HTTPException(422, "no user message")
     if len(message) > MAX_MESSAGE_CHARS:
         raise HTTPException(413, f"message longer than {MAX_MESSAGE_CHARS} characters")
-    session = await shop.latest_session(body.user) if body.user else await shop.create_session(None)
+    session = body.metadata.get("session_id") or await shop.create_session(body.user)
     events = shop.chat(session, message, None)
     first = await _first_event(events)
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -518,7 +570,13 @@ def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> F
         title="Bijou",
         version="0.1.0",
         description="Conversational shopping for jewelry shops: chat, voice, photo search.",
+        # A body is refused (413) as it arrives, before a byte past the limit is read.
+        max_body_size=config.serve.max_body_bytes,
     )
+    limiter = RateLimiter(config.serve.rate_limit)
+    # The last added is the outermost: CORS headers go on a 429 too (the widget reads it),
+    # and a client over its limit costs nothing past them.
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=config.serve.cors_origins,
@@ -528,6 +586,7 @@ def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> F
     app.state.config = config
     app.state.backend_factory = backend_factory
     app.state.backend = None
+    app.state.rate_limiter = limiter
 
     @app.exception_handler(UnknownSessionError)
     async def unknown_session(request: Request, exc: UnknownSessionError) -> JSONResponse:
@@ -535,8 +594,31 @@ def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> F
 
     @app.exception_handler(AudioDecodeError)
     async def bad_audio(request: Request, exc: AudioDecodeError) -> JSONResponse:
-        status = 413 if getattr(exc, "too_large", False) else 400
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        return JSONResponse({"detail": str(exc)}, status_code=413 if exc.too_large else 400)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own body echoes the input back: a megabyte of it, for a huge request.
+        return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
+
+    @app.exception_handler(BackendUnavailableError)
+    async def unavailable(request: Request, exc: BackendUnavailableError) -> JSONResponse:
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        return JSONResponse({"detail": UNAVAILABLE}, status_code=503, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> JSONResponse:
+        reference = uuid.uuid4().hex[:12]
+        log.error(
+            "%s %s failed (reference %s)",
+            request.method,
+            request.url.path,
+            reference,
+            exc_info=exc,
+        )
+        detail = f"internal error; the shop's log has the details (reference {reference})"
+        return JSONResponse({"detail": detail}, status_code=500)
 
     for router in ROUTERS:
         app.include_router(router)
@@ -548,6 +630,23 @@ def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> F
         return FileResponse(WEB_DIR / "index.html")
 
     return app
+
+
+UNAVAILABLE = "a part of the shop is restarting; please try again in a moment"
+
+
+def validation_detail(error: RequestValidationError | ValidationError) -> str:
+    """What was wrong, where, without echoing the input: "body.message: String should have
+    at most 2000 characters"."""
+    parts = []
+    for item in error.errors()[:MAX_ERRORS_SHOWN]:
+        where = ".".join(str(part) for part in item.get("loc", ()))
+        message = item.get("msg", "invalid")
+        if context := (item.get("ctx") or {}).get("error"):
+            message = f"{message} ({str(context)[:80]})"
+        parts.append(f"{where}: {message}" if where else message)
+    more = len(error.errors()) - MAX_ERRORS_SHOWN
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 async def _first_event(events: AsyncIterator[AgentEvent]) -> AgentEvent:

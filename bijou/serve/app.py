@@ -15,16 +15,19 @@ Retriever must stay at one replica; with a Qdrant server it scales to many.
 from __future__ import annotations
 
 import functools
+import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import FastAPI
 from PIL import Image
 from ray import serve
-from ray.serve.handle import DeploymentHandle
+from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
+from ray.serve.exceptions import ReplicaUnavailableError
+from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from bijou.agent.agent import AgentEvent, ShoppingAgent
 from bijou.agent.llm import load_chat_model
@@ -37,11 +40,54 @@ from bijou.retrieval.complements import Bundle, Complement
 from bijou.retrieval.query import QueryParser
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
 from bijou.retrieval.shop import LocalShop
-from bijou.serve.api import create_app
+from bijou.serve.api import BackendUnavailableError, create_app
 from bijou.serve.speech import SpeechToText, Transcript
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "bijou"
 BRANDS_TTL_S = 300.0  # how long the Agent trusts its copy of the catalog's brand list
+# A replica that died (ray.kill, a crash, its node lost) fails the calls in flight on it;
+# Serve starts a replacement and routes the next call to a live replica.
+REPLICA_LOST = (RayActorError, ReplicaUnavailableError, WorkerCrashedError)
+
+T = TypeVar("T")
+
+
+def _cause(error: RayTaskError) -> BaseException:
+    """The exception a deployment raised, as the caller would have seen it in one process:
+    a RayTaskError's own text carries the remote traceback and file paths."""
+    return error.cause if isinstance(error.cause, Exception) else error
+
+
+def call_once_more(call: Callable[[], DeploymentResponse], what: str) -> Any:
+    """An idempotent call from inside a replica, retried once when its replica was lost."""
+    try:
+        return call().result()
+    except RayTaskError as error:
+        raise _cause(error) from None
+    except REPLICA_LOST:
+        log.warning("%s: replica lost, retrying once", what)
+        try:
+            return call().result()
+        except RayTaskError as error:
+            raise _cause(error) from None
+
+
+async def ask(call: Callable[[], Awaitable[T]], what: str, *, idempotent: bool) -> T:
+    """A call from the ingress: retried once on a lost replica when it is idempotent, and a
+    lost replica is a 503 (the client may try again), never a traceback."""
+    for attempt in (1, 2):
+        try:
+            return await call()
+        except RayTaskError as error:
+            raise _cause(error) from None
+        except REPLICA_LOST as error:
+            if idempotent and attempt == 1:
+                log.warning("%s: replica lost, retrying once", what)
+                continue
+            raise BackendUnavailableError(f"{what}: a replica was lost") from error
+    raise AssertionError("unreachable")
 
 
 # --- models --------------------------------------------------------------------------------
@@ -112,7 +158,7 @@ class _RemoteEncoder:
 
     @functools.cached_property
     def _info(self) -> tuple[str, int]:
-        return self.handle.info.remote().result()
+        return call_once_more(self.handle.info.remote, "encoder info")
 
     @property
     def version(self) -> str:
@@ -123,24 +169,32 @@ class _RemoteEncoder:
         return self._info[1]
 
     def encode(self, items: Sequence[Any]) -> np.ndarray:
+        if not items:  # a chunk of products none of which has an image
+            return np.empty((0, self.dim), np.float32)
         responses = [self.handle.embed.remote(item) for item in items]  # batched by Serve
-        return np.stack([r.result() for r in responses]).astype(np.float32)
+        vectors = []
+        for item, response in zip(items, responses, strict=True):
+            try:
+                vectors.append(response.result())
+            except REPLICA_LOST:
+                vectors.append(call_once_more(lambda i=item: self.handle.embed.remote(i), "embed"))
+        return np.stack(vectors).astype(np.float32)
 
 
 class _RemoteFuser(_RemoteEncoder):
     @functools.cached_property
     def _info(self) -> tuple[str, int, int]:
-        return self.handle.info.remote().result()
+        return call_once_more(self.handle.info.remote, "fusion info")
 
     @property
     def in_dim(self) -> int:
         return self._info[2]
 
     def query(self, text: np.ndarray | None, photo: np.ndarray | None) -> np.ndarray:
-        return self.handle.query.remote(text, photo).result()
+        return call_once_more(lambda: self.handle.query.remote(text, photo), "fuse query")
 
     def products(self, *arrays: np.ndarray | None) -> np.ndarray:
-        return self.handle.products.remote(*arrays).result()
+        return call_once_more(lambda: self.handle.products.remote(*arrays), "fuse products")
 
 
 # --- catalog -------------------------------------------------------------------------------
@@ -160,7 +214,7 @@ class Retriever:
         self.shop = LocalShop.load(config, SearchEngine.load(config, encoders))
 
     def ready(self) -> bool:
-        return self.shop.engine.index.manifest is not None
+        return self.shop.engine.index.serving
 
     def brands(self) -> list[str]:
         return self.shop.engine.index.values("brand")
@@ -195,9 +249,14 @@ class Retriever:
     def delete(self, product_ids: list[str]) -> int:
         return self.shop.engine.delete(product_ids)
 
+    def __del__(self) -> None:
+        # Serve calls this on a graceful shutdown: the embedded index is flushed and unlocked.
+        self.shop.close()
+
 
 class RemoteShop:
-    """The agent's `Shop`, answered by the Retriever deployment."""
+    """The agent's `Shop`, answered by the Retriever deployment; every call is a read, so
+    each is retried once when the Retriever's replica is lost mid-call."""
 
     def __init__(self, retriever: DeploymentHandle) -> None:
         self.retriever = retriever
@@ -207,27 +266,30 @@ class RemoteShop:
     @property
     def parser(self) -> QueryParser:
         if self._parser is None or time.monotonic() - self._parser_at > BRANDS_TTL_S:
-            self._parser = QueryParser(self.retriever.brands.remote().result())
+            self._parser = QueryParser(call_once_more(self.retriever.brands.remote, "brands"))
             self._parser_at = time.monotonic()
         return self._parser
 
     def search(self, request: SearchRequest) -> SearchResult:
-        return self.retriever.search.remote(request).result()
+        return call_once_more(lambda: self.retriever.search.remote(request), "search")
 
     def get(self, product_id: str) -> Product | None:
-        return self.retriever.get.remote(product_id).result()
+        return call_once_more(lambda: self.retriever.get.remote(product_id), "get")
 
     def get_many(self, product_ids: Sequence[str]) -> list[Product]:
-        return self.retriever.get_many.remote(list(product_ids)).result()
+        ids = list(product_ids)
+        return call_once_more(lambda: self.retriever.get_many.remote(ids), "get_many")
 
     def image(self, product: Product) -> Image.Image | None:
-        return self.retriever.image.remote(product).result()
+        return call_once_more(lambda: self.retriever.image.remote(product), "image")
 
     def complements(self, anchor: Product, **options: Any) -> list[Complement]:
-        return self.retriever.complements.remote(anchor, **options).result()
+        return call_once_more(
+            lambda: self.retriever.complements.remote(anchor, **options), "complements"
+        )
 
     def bundle(self, anchor: Product, **options: Any) -> Bundle | None:
-        return self.retriever.bundle.remote(anchor, **options).result()
+        return call_once_more(lambda: self.retriever.bundle.remote(anchor, **options), "bundle")
 
 
 # --- agent ---------------------------------------------------------------------------------
@@ -244,10 +306,6 @@ class Agent:
 
     def create_session(self, shopper_id: str | None) -> str:
         return self.agent.start_session(shopper_id)
-
-    def latest_session(self, shopper_id: str) -> str:
-        sessions = self.agent.store.sessions_of(shopper_id)
-        return sessions[-1] if sessions else self.agent.start_session(shopper_id)
 
     def chat(
         self, session_id: str, message: str, image: Image.Image | None
@@ -273,10 +331,16 @@ class Agent:
     def delete_session(self, session_id: str) -> None:
         self.agent.store.delete_session(session_id)
 
+    def __del__(self) -> None:
+        # Serve calls this on a graceful shutdown, after the turns in flight have finished.
+        self.agent.store.close()
+
 
 # --- ingress -------------------------------------------------------------------------------
 class RayBackend:
-    """The HTTP API's backend: handles to the deployments."""
+    """The HTTP API's backend: handles to the deployments. Reads and idempotent writes
+    (upserts and deletes by id) are retried once when a replica is lost mid-call; a chat
+    turn or a cart addition is not (it may have been applied), and fails as a 503."""
 
     def __init__(self) -> None:
         def handle(name: str) -> DeploymentHandle:
@@ -287,52 +351,75 @@ class RayBackend:
         self.speech = handle("SpeechToText")
 
     async def ready(self) -> bool:
-        return bool(await self.retriever.ready.remote()) and bool(await self.agent.ready.remote())
+        retriever = await ask(self.retriever.ready.remote, "ready", idempotent=True)
+        agent = await ask(self.agent.ready.remote, "ready", idempotent=True)
+        return bool(retriever) and bool(agent)
 
     async def create_session(self, shopper_id: str | None) -> str:
-        return await self.agent.create_session.remote(shopper_id)
-
-    async def latest_session(self, shopper_id: str) -> str:
-        return await self.agent.latest_session.remote(shopper_id)
+        return await ask(
+            lambda: self.agent.create_session.remote(shopper_id), "session", idempotent=False
+        )
 
     async def chat(
         self, session_id: str, message: str, image: Image.Image | None
     ) -> AsyncIterator[AgentEvent]:
-        async for event in self.agent.options(stream=True).chat.remote(session_id, message, image):
-            yield event
+        stream = self.agent.options(stream=True).chat.remote(session_id, message, image)
+        try:
+            async for event in stream:
+                yield event
+        except RayTaskError as error:
+            raise _cause(error) from None
+        except REPLICA_LOST as error:
+            raise BackendUnavailableError("chat: the agent's replica was lost") from error
 
     async def transcribe(self, audio: bytes, language: str) -> Transcript:
-        return await self.speech.transcribe.remote(audio, None if language == "auto" else language)
+        chosen = None if language == "auto" else language
+        return await ask(
+            lambda: self.speech.transcribe.remote(audio, chosen), "transcribe", idempotent=True
+        )
 
     async def search(self, request: SearchRequest) -> SearchResult:
-        return await self.retriever.search.remote(request)
+        return await ask(lambda: self.retriever.search.remote(request), "search", idempotent=True)
 
     async def product(self, product_id: str) -> Product | None:
-        return await self.retriever.get.remote(product_id)
+        return await ask(lambda: self.retriever.get.remote(product_id), "product", idempotent=True)
 
     async def product_image(self, product_id: str) -> bytes | None:
-        return await self.retriever.image_bytes.remote(product_id)
+        return await ask(
+            lambda: self.retriever.image_bytes.remote(product_id), "image", idempotent=True
+        )
 
     async def cart(self, session_id: str) -> list[CartItem]:
-        return await self.agent.cart.remote(session_id)
+        return await ask(lambda: self.agent.cart.remote(session_id), "cart", idempotent=True)
 
     async def add_to_cart(self, session_id: str, product_id: str, quantity: int) -> list[CartItem]:
-        return await self.agent.add_to_cart.remote(session_id, product_id, quantity)
+        return await ask(
+            lambda: self.agent.add_to_cart.remote(session_id, product_id, quantity),
+            "cart add",
+            idempotent=False,
+        )
 
     async def remove_from_cart(self, session_id: str, product_id: str) -> list[CartItem]:
-        return await self.agent.remove_from_cart.remote(session_id, product_id)
+        # Not retried: a second removal of a line that is gone would answer 404.
+        return await ask(
+            lambda: self.agent.remove_from_cart.remote(session_id, product_id),
+            "cart remove",
+            idempotent=False,
+        )
 
     async def clear_cart(self, session_id: str) -> None:
-        await self.agent.clear_cart.remote(session_id)
+        await ask(lambda: self.agent.clear_cart.remote(session_id), "cart clear", idempotent=True)
 
     async def delete_session(self, session_id: str) -> None:
-        await self.agent.delete_session.remote(session_id)
+        await ask(lambda: self.agent.delete_session.remote(session_id), "forget", idempotent=False)
 
     async def upsert(self, products: list[Product]) -> int:
-        return await self.retriever.upsert.remote(products)
+        return await ask(lambda: self.retriever.upsert.remote(products), "upsert", idempotent=True)
 
     async def delete(self, product_ids: list[str]) -> int:
-        return await self.retriever.delete.remote(product_ids)
+        return await ask(
+            lambda: self.retriever.delete.remote(product_ids), "delete", idempotent=True
+        )
 
 
 def _api_builder(config: BijouConfig) -> Callable[[], FastAPI]:

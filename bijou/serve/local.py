@@ -31,14 +31,10 @@ class LocalBackend:
         return cls(agent, agent.shop.engine, SpeechToText.load(config))
 
     async def ready(self) -> bool:
-        return self.engine.index.manifest is not None
+        return self.engine.index.serving
 
     async def create_session(self, shopper_id: str | None) -> str:
         return await run_in_threadpool(self.agent.start_session, shopper_id)
-
-    async def latest_session(self, shopper_id: str) -> str:
-        sessions = await run_in_threadpool(self.agent.store.sessions_of, shopper_id)
-        return sessions[-1] if sessions else await self.create_session(shopper_id)
 
     def chat(
         self, session_id: str, message: str, image: Image.Image | None

@@ -1,0 +1,437 @@
+"""Fault injection against a real `bijou serve` (Ray Serve, every deployment) on a copy of a
+data folder, and against `bijou index`. Each fault says what was acknowledged, what was lost,
+the requests that failed and how long recovery took.
+
+    python bench/faults.py [--data var] [--seconds 40] [--json OUT] [--only crash,sigterm,index]
+
+crash    while upserts, cart additions and chats run, every process of the server gets
+         SIGKILL (kill -9 of its process group and of every process it started); then a
+         restart on the same folder: each acknowledged upsert and cart line must be there,
+         and the index must open as it is (no rebuild, no re-encoding).
+sigterm  SIGTERM to `bijou serve` (what docker stop and Kubernetes send) while a chat turn
+         is in flight: the turn must finish, the server must exit, and no process it started
+         (raylet, gcs, ray::DashboardAgent, ray::RuntimeEnvAgent, replicas) may be left.
+index    `bijou index` on a 1,500-product catalog killed (SIGKILL) midway: `bijou serve`'s
+         readiness must not report a part-built index; the next `bijou index` resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BIJOU = [str(Path(sys.executable).parent / "bijou")]  # the console script beside python
+ADMIN_KEY = "fault-bench-key"
+PORT = 18_731
+
+
+# --- processes -----------------------------------------------------------------------------
+def _parents() -> dict[int, int]:
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            found[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    parents, found, frontier = _parents(), set(), {pid}
+    while frontier:
+        children = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= children
+        frontier = children
+    return found
+
+
+def alive(pids: set[int]) -> dict[int, str]:
+    """pid -> command line of those still running (zombies are not running)."""
+    left = {}
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state != "Z":
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                left[pid] = args.decode(errors="replace").strip()[:120]
+        except OSError:
+            continue
+    return left
+
+
+@dataclass
+class Server:
+    data_dir: Path
+    log: Path
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+
+    def start(self) -> float:
+        """Starts it and waits until ready; the seconds that took."""
+        start = time.monotonic()
+        out = self.log.open("a")
+        self.process = subprocess.Popen(
+            [*BIJOU, "serve", "--port", str(PORT)],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
+        while time.monotonic() - start < 900:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"bijou serve exited with {self.process.returncode}: {self.log}")
+            try:
+                if httpx.get(f"{url()}/readyz", timeout=5).status_code == 200:
+                    return time.monotonic() - start
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise RuntimeError("bijou serve was not ready in 15 minutes")
+
+    def kill9(self) -> int:
+        """SIGKILL to the server and to every process it started, all at once; their count."""
+        assert self.process is not None
+        everyone = descendants(self.process.pid) | {self.process.pid}
+        for pid in everyone:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return len(everyone)
+
+    def reap(self) -> None:
+        assert self.process is not None
+        self.process.wait()
+        time.sleep(2)  # the kernel frees the ports and file locks
+
+
+def url() -> str:
+    return f"http://127.0.0.1:{PORT}"
+
+
+def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "BIJOU__DATA_DIR": str(data_dir),
+        "BIJOU__SERVE__ADMIN_API_KEY": ADMIN_KEY,
+        "BIJOU__SERVE__RATE_LIMIT__ENABLED": "false",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        **extra,
+    }
+
+
+def copy_data(source: Path, target: Path) -> None:
+    """The index and memory copied (the fault may break them), the models linked."""
+    target.mkdir(parents=True)
+    for entry in source.iterdir():
+        if entry.name == "models" or entry.is_symlink():
+            (target / entry.name).symlink_to(entry.resolve())
+        elif entry.is_dir():
+            shutil.copytree(entry, target / entry.name)
+        elif entry.suffix not in (".log",):
+            shutil.copy2(entry, target / entry.name)
+
+
+# --- the crash -------------------------------------------------------------------------------
+@dataclass
+class Acks:
+    upserts: list[str] = field(default_factory=list)
+    cart: list[tuple[str, str]] = field(default_factory=list)  # session, product id
+    chats: list[str] = field(default_factory=list)  # sessions with an answered turn
+    failed: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, what: str) -> None:
+        with self.lock:
+            self.failed.append(what)
+
+
+def _upserts(client: httpx.Client, acks: Acks, stop: threading.Event) -> None:
+    n = 0
+    while not stop.is_set():
+        pid = f"fault-{os.getpid()}-{n}"
+        product = {
+            "id": pid, "title": f"Fault Test Band {n}", "article": "Ring", "colour": "Silver",
+            "price": 100 + n, "list_price": 200 + n,
+        }  # fmt: skip
+        try:
+            answer = client.post(
+                "/v1/admin/products", json={"upsert": [product]}, headers={"X-API-Key": ADMIN_KEY}
+            )
+            if answer.status_code == 200 and answer.json()["upserted"] == 1:
+                acks.upserts.append(pid)
+            else:
+                acks.fail(f"upsert {answer.status_code}")
+        except httpx.HTTPError as error:
+            acks.fail(f"upsert: {type(error).__name__}")
+        n += 1
+
+
+def _carts(client: httpx.Client, acks: Acks, stop: threading.Event, products: list[str]) -> None:
+    n = 0
+    while not stop.is_set():
+        try:
+            session = client.post("/v1/sessions", json={}).json()["session_id"]
+            product = products[n % len(products)]
+            answer = client.post(f"/v1/sessions/{session}/cart", json={"product_id": product})
+            if answer.status_code == 200:
+                acks.cart.append((session, product))
+            else:
+                acks.fail(f"cart {answer.status_code}")
+        except (httpx.HTTPError, KeyError, ValueError) as error:
+            acks.fail(f"cart: {type(error).__name__}")
+        n += 1
+
+
+def _chats(client: httpx.Client, acks: Acks, stop: threading.Event) -> None:
+    messages = ["silver earrings under 2000", "cheaper", "a gold necklace", "show me watches"]
+    n = 0
+    while not stop.is_set():
+        try:
+            answer = client.post("/v1/chat", json={"message": messages[n % len(messages)]})
+            if answer.status_code == 200 and "event: reply" in answer.text:
+                session = json.loads(answer.text.split("data: ", 1)[1].split("\n", 1)[0])
+                acks.chats.append(session["session_id"])
+            else:
+                acks.fail(f"chat {answer.status_code}")
+        except (httpx.HTTPError, ValueError) as error:
+            acks.fail(f"chat: {type(error).__name__}")
+        n += 1
+
+
+def crash(data: Path, work: Path, seconds: float) -> dict:
+    data_dir = work / "crash-data"
+    copy_data(data, data_dir)
+    server = Server(data_dir, work / "crash.log", server_env(data_dir))
+    first_ready = server.start()
+    manifest = data_dir / "index" / "manifest.json"
+    manifest_before = manifest.read_bytes() if manifest.is_file() else b""
+    with httpx.Client(base_url=url(), timeout=120) as client:
+        found = client.post("/v1/search", data={"text": "silver ring", "top_k": 5}).json()
+        products = [r["id"] for r in found["results"]]
+        acks, stop = Acks(), threading.Event()
+        workers = [
+            threading.Thread(target=_upserts, args=(client, acks, stop)),
+            threading.Thread(target=_carts, args=(client, acks, stop, products)),
+            threading.Thread(target=_chats, args=(client, acks, stop)),
+        ]
+        for worker in workers:
+            worker.start()
+        time.sleep(seconds)
+        killed = server.kill9()  # mid-flight: the workers are still sending
+        stop.set()
+        for worker in workers:
+            worker.join()
+        server.reap()
+    log_before = server.log.read_text(errors="replace")
+    recovery = server.start()
+    log_after = server.log.read_text(errors="replace")[len(log_before) :]
+    lost: dict[str, list] = {"upserts": [], "cart": [], "sessions": []}
+    with httpx.Client(base_url=url(), timeout=120) as client:
+        for pid in acks.upserts:
+            if client.get(f"/v1/products/{pid}").status_code != 200:
+                lost["upserts"].append(pid)
+        for session, product in acks.cart:
+            answer = client.get(f"/v1/sessions/{session}/cart")
+            ids = [i["id"] for i in answer.json().get("items", [])] if answer.is_success else []
+            if product not in ids:
+                lost["cart"].append(session)
+        for session in acks.chats:
+            if client.get(f"/v1/sessions/{session}/cart").status_code != 200:
+                lost["sessions"].append(session)
+        follow = client.post("/v1/chat", json={"session_id": acks.chats[-1], "message": "cheaper"})
+        continued = follow.status_code == 200 and "event: reply" in follow.text
+        # The acknowledged test products go again (an idempotent delete).
+        client.post(
+            "/v1/admin/products",
+            json={"delete": acks.upserts[:10_000]},
+            headers={"X-API-Key": ADMIN_KEY},
+        )
+    server.kill9()
+    server.reap()
+    return {
+        "first_start_s": round(first_ready, 1),
+        "load_seconds_before_kill": seconds,
+        "processes_killed": killed,
+        "acknowledged": {
+            "upserts": len(acks.upserts),
+            "cart_lines": len(acks.cart),
+            "chat_turns": len(acks.chats),
+        },
+        # A request cut by the kill fails (RemoteProtocolError, ReadError); the ones sent
+        # after it find no server (ConnectError) until the workers see the stop.
+        "failed_in_flight": sum("ConnectError" not in f for f in acks.failed),
+        "refused_while_down": sum("ConnectError" in f for f in acks.failed),
+        "failed_examples": sorted(set(acks.failed))[:5],
+        "lost": {k: len(v) for k, v in lost.items()},
+        "lost_examples": {k: v[:3] for k, v in lost.items()},
+        "recovery_to_ready_s": round(recovery, 1),
+        "index_rebuilt_on_restart": "unchanged" in log_after or "added" in log_after,
+        "manifest_unchanged": manifest.read_bytes() == manifest_before,
+        "conversation_continues_after_restart": continued,
+    }
+
+
+# --- SIGTERM ---------------------------------------------------------------------------------
+def sigterm(data: Path, work: Path) -> dict:
+    data_dir = work / "sigterm-data"
+    copy_data(data, data_dir)
+    server = Server(data_dir, work / "sigterm.log", server_env(data_dir))
+    server.start()
+    assert server.process is not None
+    started = descendants(server.process.pid)
+    turn: dict = {}
+
+    on_agent = threading.Event()
+
+    def chat() -> None:
+        try:
+            with httpx.Client(base_url=url(), timeout=300) as client:
+                body = {"message": "gold earrings for a wedding"}
+                with client.stream("POST", "/v1/chat", json=body) as answer:
+                    turn["status"] = answer.status_code
+                    text = ""
+                    for piece in answer.iter_text():
+                        text += piece
+                        # The session event comes once the Agent has begun the turn.
+                        if "event: session" in text:
+                            on_agent.set()
+                    turn["reply"] = "event: reply" in text
+                    turn["error_event"] = "event: error" in text
+        except httpx.HTTPError as error:
+            turn["error"] = type(error).__name__
+        finally:
+            on_agent.set()
+
+    worker = threading.Thread(target=chat)
+    worker.start()
+    on_agent.wait(timeout=300)
+    signalled = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    worker.join()
+    code = server.process.wait(timeout=300)
+    exit_s = time.monotonic() - signalled
+    time.sleep(3)
+    left = alive(started)
+    for pid in left:  # tidy up for the next fault
+        os.kill(pid, signal.SIGKILL)
+    return {
+        "processes_started": len(started),
+        "in_flight_turn": turn,
+        "exit_code": code,
+        "exit_after_s": round(exit_s, 1),
+        "processes_left": len(left),
+        "left_examples": list(left.values())[:5],
+    }
+
+
+# --- bijou index killed ---------------------------------------------------------------------
+def index_kill(work: Path, products: int = 1500) -> dict:
+    from bijou.catalog.loader import BUNDLED_IMAGES, load_catalog
+
+    folder = work / "index-catalog"
+    folder.mkdir()
+    chosen = [p for p in load_catalog().products if p.image][:products]
+    with gzip.open(folder / "products.jsonl.gz", "wt", encoding="utf-8") as out:
+        for product in chosen:
+            out.write(product.model_dump_json() + "\n")
+    with zipfile.ZipFile(BUNDLED_IMAGES) as src, zipfile.ZipFile(folder / "images.zip", "w") as dst:
+        for product in chosen:
+            dst.writestr(product.image, src.read(product.image))
+    data_dir = work / "index-data"
+    data_dir.mkdir()
+    models = ROOT / "var" / "models"
+    if models.exists():
+        (data_dir / "models").symlink_to(models.resolve())
+    env = server_env(data_dir, BIJOU__CATALOG__PATH=str(folder / "products.jsonl.gz"))
+    log = (work / "index.log").open("a")
+    start = time.monotonic()
+    build = subprocess.Popen([*BIJOU, "index"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    manifest = data_dir / "index" / "manifest.json"
+    while not manifest.is_file() and build.poll() is None:
+        time.sleep(0.5)
+    time.sleep(max(5.0, (time.monotonic() - start) * 0.5))  # into the encoding
+    finished_before_kill = build.poll() is not None
+    build.kill()
+    build.wait()
+    killed_at = time.monotonic() - start
+    state = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    probe = subprocess.run(
+        [sys.executable, "-c", "from bijou.config import load_config;"
+         "from bijou.retrieval.search import SearchEngine;"
+         "e = SearchEngine.load(load_config());"
+         "print(e.index.serving, e.index.count())"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    serving, held = probe.stdout.split()[-2:]
+    again = time.monotonic()
+    rerun = subprocess.run([*BIJOU, "index"], env=env, capture_output=True, text=True)
+    rerun_s = time.monotonic() - again
+    after = subprocess.run(
+        probe.args, env=env, capture_output=True, text=True, check=True
+    ).stdout.split()[-2:]
+    return {
+        "catalog_products": len(chosen),
+        "killed_after_s": round(killed_at, 1),
+        "build_finished_before_kill": finished_before_kill,
+        "manifest_complete_after_kill": state.get("complete"),
+        "points_after_kill": int(held),
+        "served_after_kill": serving == "True",
+        "rerun_exit_code": rerun.returncode,
+        "rerun_report": rerun.stderr.strip().splitlines()[-1:],
+        "rerun_s": round(rerun_s, 1),
+        "serving_after_rerun": after[0] == "True",
+        "points_after_rerun": int(after[1]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "var")
+    parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--only", default="crash,sigterm,index")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bijou-faults-"))
+    chosen = args.only.split(",")
+    results: dict[str, dict] = {}
+    try:
+        if "crash" in chosen:
+            results["crash"] = crash(args.data, work, args.seconds)
+            print(json.dumps({"crash": results["crash"]}, indent=2), flush=True)
+        if "sigterm" in chosen:
+            results["sigterm"] = sigterm(args.data, work)
+            print(json.dumps({"sigterm": results["sigterm"]}, indent=2), flush=True)
+        if "index" in chosen:
+            results["index"] = index_kill(work)
+            print(json.dumps({"index": results["index"]}, indent=2), flush=True)
+    finally:
+        print(f"logs in {work}" if args.keep else "", file=sys.stderr)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -612,6 +612,8 @@ def test_every_completing_pair_is_said_the_right_way_round() -> None:
     assert pair_reason([pendant], "chain", "en") == "To hang on the chain"
     silver = Reason("contrast", ("Pink", "Silver"))
     assert pair_reason([silver], "earrings", "en") == "Pink stands out against the earrings' silver"
+    navy = Reason("contrast", ("Silver", "Navy Blue"))
+    assert pair_reason([navy], "dress", "en") == "Silver stands out against the dress's navy blue"
     saree = Reason("completes", ("drape", "reverse"))
     assert pair_reason([saree], "earrings", "en") == "A classic drape to wear the earrings with"
 

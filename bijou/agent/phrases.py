@@ -187,7 +187,7 @@ def pair_reason(reasons: Sequence[Reason], noun: str, language: str, *, yours: b
     table = _FILE["reasons"][_lang(language)]
     anchor = table["yours" if yours else "the"].format(noun=noun)
     key = "your_whose" if yours else "whose"
-    if noun.endswith("s") and f"{key}_s" in table:
+    if noun.endswith("s") and not noun.endswith("ss") and f"{key}_s" in table:
         key = f"{key}_s"
     whose = table[key].format(noun=noun)
     said = []

@@ -8,7 +8,7 @@ import threading
 import zipfile
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bijou.catalog.schema import Product
 
@@ -20,12 +20,13 @@ class ImageDecodeError(ValueError):
 
 
 def decode_image(data: bytes) -> Image.Image:
-    """RGB image from untrusted bytes; raises ImageDecodeError, never a crash."""
+    """RGB image from untrusted bytes, upright as the camera saw it (a phone's EXIF
+    orientation applied); raises ImageDecodeError, never a crash."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > MAX_IMAGE_PIXELS:
                 raise ImageDecodeError(f"image too large: {img.width}x{img.height}")
-            return img.convert("RGB")
+            return ImageOps.exif_transpose(img).convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"cannot decode image: {exc}") from exc
 

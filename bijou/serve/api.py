@@ -1,6 +1,6 @@
 """The shop-facing HTTP API (FastAPI): chat (server-sent events and WebSocket), voice, search,
 products and images, sessions and carts, admin upserts, health, and an OpenAI-compatible
-chat endpoint. Documented by its own OpenAPI schema at /docs.
+chat endpoint, and virtual try-on. Documented by its own OpenAPI schema at /docs.
 
 The routes talk to a `Backend`: `LocalBackend` runs everything in this process (tests, small
 shops); the Ray Serve app (`bijou.serve.app`) gives them deployment handles instead.
@@ -45,8 +45,10 @@ from bijou.agent.tools import CartItem
 from bijou.catalog.media import ImageDecodeError, decode_image
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
+from bijou.modelfiles import ModelFileError
 from bijou.retrieval.search import SearchRequest, SearchResult
 from bijou.serve.speech import AudioDecodeError, Transcript
+from bijou.serve.tryon import OutputFormat, TryOnError
 
 # The widget and the demo shop page ship inside the package, so an installed wheel serves them.
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -75,6 +77,8 @@ class Backend(Protocol):
     async def delete_session(self, session_id: str) -> None: ...
     async def upsert(self, products: list[Product]) -> int: ...
     async def delete(self, product_ids: list[str]) -> int: ...
+    async def try_on(self, photo: Image.Image, product: Product, fmt: OutputFormat) -> bytes: ...
+    async def focus(self, session_id: str, product_id: str) -> None: ...
 
 
 # --- request and response models ---------------------------------------------------------
@@ -509,7 +513,46 @@ async def chat_completions(body: OpenAIChatIn, shop: Shop) -> JSONResponse | Str
     )
 
 
-ROUTERS = (health, carts, chat, catalog, admin, openai)
+tryon = APIRouter(tags=["tryon"])
+
+
+# --- virtual try-on ---------------------------------------------------------------
+@tryon.post(
+    "/v1/tryon",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}, "image/png": {}}},
+        422: {"description": "no face, several faces, a face too small, or not wearable"},
+    },
+)
+async def try_on(
+    shop: Shop,
+    config: Settings,
+    photo: Annotated[UploadFile, File(description="the shopper's photo (JPEG, PNG, WebP)")],
+    product_id: Annotated[str, Form(min_length=1, max_length=200)],
+    session_id: Annotated[str | None, Form()] = None,
+    format: Annotated[OutputFormat, Form()] = "jpeg",
+) -> Response:
+    """The product (earrings, a necklace, a pendant or a jewellery set) drawn on the photo.
+
+    The photo is used for this request only: it is never written to disk or logged. With a
+    session, the conversation's focus becomes the product ("add it to my cart")."""
+    limit = config.serve.max_upload_bytes
+    image = _decode_photo(await photo.read(limit + 1), limit)
+    found = await shop.product(product_id)
+    if found is None:
+        raise HTTPException(404, f"no product {product_id}")
+    if session_id:
+        await shop.cart(session_id)  # an unknown session is a 404 before any work
+    data = await shop.try_on(image, found, format)
+    if session_id:
+        await shop.focus(session_id, product_id)
+    return Response(
+        data, media_type=f"image/{format}", headers={"Cache-Control": "no-store"}
+    )
+
+
+ROUTERS = (health, carts, chat, catalog, admin, openai, tryon)
 
 
 def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> FastAPI:
@@ -537,6 +580,14 @@ def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> F
     async def bad_audio(request: Request, exc: AudioDecodeError) -> JSONResponse:
         status = 413 if getattr(exc, "too_large", False) else 400
         return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(TryOnError)
+    async def cannot_try_on(request: Request, exc: TryOnError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "reason": exc.reason}, status_code=422)
+
+    @app.exception_handler(ModelFileError)
+    async def model_missing(request: Request, exc: ModelFileError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     for router in ROUTERS:
         app.include_router(router)

@@ -5,6 +5,8 @@
     Fusion         the fusion model (only when one is configured)
     Retriever      owns the Qdrant index; encodes through the encoder deployments
     Agent          the LLM, dialog state and carts; reads the catalog through the Retriever
+    TryOn          face landmarks and compositing (virtual try-on); product photos from the
+                   Retriever
     Ingress        the FastAPI app (bijou.serve.api) over handles to the above
 
 Replicas, CPUs, GPUs and autoscaling come from the YAML file (serve.yaml), which works with
@@ -17,6 +19,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
 from bijou.retrieval.shop import LocalShop
 from bijou.serve.api import create_app
 from bijou.serve.speech import SpeechToText, Transcript
+from bijou.serve.tryon import OutputFormat, Reason, TryOnError, TryOnRenderer
 
 APP_NAME = "bijou"
 BRANDS_TTL_S = 300.0  # how long the Agent trusts its copy of the catalog's brand list
@@ -101,6 +105,35 @@ class SpeechToTextDeployment:
 
     def transcribe(self, audio: bytes, language: str | None) -> Transcript:
         return self.speech.transcribe_query(audio, language)
+
+
+@dataclass(frozen=True)
+class TryOnRefusal:
+    """A TryOnError carried back over a handle as a value (its reason intact)."""
+
+    reason: Reason
+    message: str
+
+
+@serve.deployment
+class TryOnDeployment:
+    """Try-on on its own replica: the photo reaches it in memory and is never stored."""
+
+    def __init__(self, config: BijouConfig, retriever: DeploymentHandle) -> None:
+        self.config = config.tryon
+        self.renderer = TryOnRenderer.load(config.tryon)
+        self.retriever = retriever
+
+    def render(
+        self, photo: Image.Image, product: Product, fmt: OutputFormat
+    ) -> bytes | TryOnRefusal:
+        try:
+            self.renderer.check_wearable(product)
+            product_photo = self.retriever.image.remote(product).result()
+            result = self.renderer.render(photo, product, product_photo)
+        except TryOnError as exc:
+            return TryOnRefusal(exc.reason, str(exc))
+        return result.encode(fmt, self.config.jpeg_quality)
 
 
 # Encoders for the Retriever that call the deployments: the same protocol as local models.
@@ -273,6 +306,9 @@ class Agent:
     def delete_session(self, session_id: str) -> None:
         self.agent.store.delete_session(session_id)
 
+    def focus_on(self, session_id: str, product_id: str) -> None:
+        self.agent.focus_on(session_id, product_id)
+
 
 # --- ingress -------------------------------------------------------------------------------
 class RayBackend:
@@ -285,6 +321,7 @@ class RayBackend:
         self.agent = handle("Agent")
         self.retriever = handle("Retriever")
         self.speech = handle("SpeechToText")
+        self.tryon = handle("TryOn")
 
     async def ready(self) -> bool:
         return bool(await self.retriever.ready.remote()) and bool(await self.agent.ready.remote())
@@ -334,6 +371,15 @@ class RayBackend:
     async def delete(self, product_ids: list[str]) -> int:
         return await self.retriever.delete.remote(product_ids)
 
+    async def try_on(self, photo: Image.Image, product: Product, fmt: OutputFormat) -> bytes:
+        result = await self.tryon.render.remote(photo, product, fmt)
+        if isinstance(result, TryOnRefusal):
+            raise TryOnError(result.reason, result.message)
+        return result
+
+    async def focus(self, session_id: str, product_id: str) -> None:
+        await self.agent.focus_on.remote(session_id, product_id)
+
 
 def _api_builder(config: BijouConfig) -> Callable[[], FastAPI]:
     """Serve runs a builder *function* on each Ingress replica (a partial is taken for an
@@ -365,8 +411,9 @@ def build_app(args: dict[str, Any], overrides: dict[str, dict[str, Any]] | None 
     retriever = deployment(Retriever, "Retriever").bind(config, text, image, fusion)
     agent = deployment(Agent, "Agent").bind(config, retriever)
     speech = deployment(SpeechToTextDeployment, "SpeechToText").bind(config)
+    tryon = deployment(TryOnDeployment, "TryOn").bind(config, retriever)
     ingress = serve.deployment(serve.ingress(_api_builder(config))(_Ingress))
-    return deployment(ingress, "Ingress").bind(agent, retriever, speech)
+    return deployment(ingress, "Ingress").bind(agent, retriever, speech, tryon)
 
 
 def settings(args: dict[str, Any]) -> BijouConfig:

@@ -303,9 +303,8 @@ def _metal_colour(piece: Cutout) -> tuple[int, int, int]:
 
 
 # --- geometry --------------------------------------------------------------------------
-def _oval_at_height(face: FaceMesh, side: tuple[int, ...], y: float) -> np.ndarray:
-    """The point of one side of the face oval at height ``y`` (linear between mesh points)."""
-    points = face.points[list(side), :2]
+def _oval_at_height(points: np.ndarray, y: float) -> np.ndarray:
+    """The point of a polyline (one side of the face oval, top to chin) at height ``y``."""
     for upper, lower in itertools.pairwise(points):
         if upper[1] <= y <= lower[1] and lower[1] > upper[1]:
             t = (y - upper[1]) / (lower[1] - upper[1])
@@ -314,20 +313,30 @@ def _oval_at_height(face: FaceMesh, side: tuple[int, ...], y: float) -> np.ndarr
 
 
 def ear_lobes(face: FaceMesh, sizes: Sizes) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Image-left and image-right ear lobes (None for an ear the head's turn hides)."""
-    mm = face.eye_distance / sizes.inter_ocular_mm
-    y = float(face.point(NOSE_BASE)[1])
-    left = _oval_at_height(face, OVAL_IMAGE_LEFT, y)
-    right = _oval_at_height(face, OVAL_IMAGE_RIGHT, y)
-    across = right - left
-    unit = across / max(float(np.linalg.norm(across)), 1e-6)
-    out = sizes.lobe_outside_oval_mm * mm
-    nose = float(np.dot(face.point(NOSE_TIP) - left, unit)) / max(float(np.linalg.norm(across)),
-                                                                  1e-6)  # fmt: skip
+    """Image-left and image-right ear lobes (None for an ear the head's turn hides).
+
+    Worked out in the face's own upright frame (the photo turned by the head's roll about
+    the nose's base), so a tilted head's lobes tilt with it."""
+    origin = face.point(NOSE_BASE)
+    cos, sin = math.cos(face.roll), math.sin(face.roll)
+    to_face = np.array([[cos, sin], [-sin, cos]])  # undoes the roll
+
+    def upright(indices: tuple[int, ...]) -> np.ndarray:
+        return (face.points[list(indices), :2] - origin) @ to_face.T
+
+    left = _oval_at_height(upright(OVAL_IMAGE_LEFT), 0.0)
+    right = _oval_at_height(upright(OVAL_IMAGE_RIGHT), 0.0)
+    width = max(float(right[0] - left[0]), 1e-6)
+    nose = float(upright((NOSE_TIP,))[0, 0] - left[0]) / width
+    out = np.array([sizes.lobe_outside_oval_mm * face.eye_distance / sizes.inter_ocular_mm, 0])
     hide = sizes.hidden_ear_nose_fraction
+
+    def photo(point: np.ndarray) -> np.ndarray:
+        return point @ to_face + origin
+
     return (
-        None if nose < hide else left - unit * out,
-        None if nose > 1 - hide else right + unit * out,
+        None if nose < hide else photo(left - out),
+        None if nose > 1 - hide else photo(right + out),
     )
 
 

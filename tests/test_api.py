@@ -266,6 +266,9 @@ def _try_on(client: TestClient, photo: bytes, product_id: str, **fields: str):
 
 
 def test_try_on_returns_the_photo_with_the_piece(client: TestClient, small_products, selfie):
+    info = client.get("/v1/tryon").json()
+    assert {"Earrings", "Pendant", "Necklace and Chains", "Jewellery Set"} == set(info["articles"])
+    assert "never" in info["privacy"]
     earrings = next(p for p in small_products if p.article == "Earrings")
     response = _try_on(client, selfie, earrings.id)
     assert response.status_code == 200, response.text

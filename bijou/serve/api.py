@@ -48,7 +48,7 @@ from bijou.config import BijouConfig
 from bijou.modelfiles import ModelFileError
 from bijou.retrieval.search import SearchRequest, SearchResult
 from bijou.serve.speech import AudioDecodeError, Transcript
-from bijou.serve.tryon import OutputFormat, TryOnError
+from bijou.serve.tryon import OutputFormat, TryOnError, sizes_of
 
 # The widget and the demo shop page ship inside the package, so an installed wheel serves them.
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -517,6 +517,20 @@ tryon = APIRouter(tags=["tryon"])
 
 
 # --- virtual try-on ---------------------------------------------------------------
+class TryOnInfo(BaseModel):
+    articles: list[str] = Field(description="the articles that can be tried on")
+    privacy: str
+
+
+PRIVACY = "The photo is used for that one try-on only: it is never written to disk or logged."
+
+
+@tryon.get("/v1/tryon")
+async def try_on_info(config: Settings) -> TryOnInfo:
+    """What can be tried on (the widget shows "Try it on" on those cards)."""
+    return TryOnInfo(articles=list(sizes_of(config.tryon).articles), privacy=PRIVACY)
+
+
 @tryon.post(
     "/v1/tryon",
     response_class=Response,

@@ -353,7 +353,7 @@ class TryOnRenderer:
 
     @classmethod
     def load(cls, config: TryOnConfig) -> TryOnRenderer:
-        sizes = Sizes.load(config.sizes) if config.sizes else load_sizes()
+        sizes = sizes_of(config)
         return cls(FaceModels.load(), sizes, config.min_eye_distance_px, config.max_side)
 
     def wearable(self, product: Product) -> bool:
@@ -492,5 +492,10 @@ class TryOnRenderer:
 
 
 @cache
-def load_sizes() -> Sizes:
+def _bundled_sizes() -> Sizes:
     return Sizes.load()
+
+
+def sizes_of(config: TryOnConfig) -> Sizes:
+    """The configured real-size priors (the bundled tryon.yaml by default)."""
+    return Sizes.load(config.sizes) if config.sizes else _bundled_sizes()

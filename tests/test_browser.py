@@ -256,10 +256,12 @@ def test_photo_upload_finds_the_product(page, app_url: str, small_products, tmp_
 
 def test_try_it_on_places_the_earrings_on_a_selfie(page, app_url: str, tmp_path) -> None:
     skimage_data = pytest.importorskip("skimage.data")
+    import matplotlib
     from PIL import Image
 
     selfie, cat = tmp_path / "selfie.jpg", tmp_path / "cat.jpg"
-    Image.fromarray(skimage_data.astronaut()).save(selfie, quality=92)  # a real portrait
+    # A real portrait (matplotlib's Grace Hopper, 512x600) and a real cat.
+    Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").save(selfie)
     Image.fromarray(skimage_data.chelsea()).save(cat, quality=92)
     _open(page, app_url)
     _ask(page, "silver earrings")

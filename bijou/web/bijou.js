@@ -882,7 +882,8 @@
         textEl.textContent = caption;
         bubble.prepend(img);
         bubble.append(h("p", { class: "bijou-tryon__note", text: note }), h("div", { class: "bijou-tryon__actions" }, actions));
-        if (!restoring) showStart(msg);
+        showStart(msg);
+        img.addEventListener("load", () => showStart(msg), { once: true }); // now it has a height
       },
       fail(message) {
         typing.remove();
@@ -1154,6 +1155,7 @@
       bot.fail(err instanceof ApiError ? err.message : t("interrupted"));
     } finally {
       setBusy(false);
+      scrollDown(false); // the quick replies came back below and took some of the view
     }
   }
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from fastapi import FastAPI
@@ -36,6 +36,7 @@ from bijou.agent.tools import CartItem, cart_items
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig, load_config, merge_tree
 from bijou.fusion.encoders import Encoders
+from bijou.modelfiles import ModelFileError
 from bijou.retrieval.complements import Bundle, Complement
 from bijou.retrieval.query import QueryParser
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
@@ -109,9 +110,10 @@ class SpeechToTextDeployment:
 
 @dataclass(frozen=True)
 class TryOnRefusal:
-    """A TryOnError carried back over a handle as a value (its reason intact)."""
+    """A TryOnError carried back over a handle as a value (its reason intact), or, with
+    reason "unavailable", the missing face models' install command (a 503)."""
 
-    reason: Reason
+    reason: Reason | Literal["unavailable"]
     message: str
 
 
@@ -121,12 +123,21 @@ class TryOnDeployment:
 
     def __init__(self, config: BijouConfig, retriever: DeploymentHandle) -> None:
         self.config = config.tryon
-        self.renderer = TryOnRenderer.load(config.tryon)
         self.retriever = retriever
+        # Without the face models the app still deploys; each try-on answers 503 saying why.
+        self.renderer: TryOnRenderer | None = None
+        self.unavailable = TryOnRefusal("unavailable", "")
+        try:
+            self.renderer = TryOnRenderer.load(config.tryon)
+        except ModelFileError as exc:
+            self.unavailable = TryOnRefusal("unavailable", str(exc))
 
     def render(
         self, photo: Image.Image, product: Product, fmt: OutputFormat
     ) -> bytes | TryOnRefusal:
+        """The encoded image, or why not."""
+        if self.renderer is None:
+            return self.unavailable
         try:
             self.renderer.check_wearable(product)
             product_photo = self.retriever.image.remote(product).result()
@@ -374,6 +385,8 @@ class RayBackend:
     async def try_on(self, photo: Image.Image, product: Product, fmt: OutputFormat) -> bytes:
         result = await self.tryon.render.remote(photo, product, fmt)
         if isinstance(result, TryOnRefusal):
+            if result.reason == "unavailable":
+                raise ModelFileError(result.message)
             raise TryOnError(result.reason, result.message)
         return result
 

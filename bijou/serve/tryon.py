@@ -257,36 +257,36 @@ def _scaled(piece: Cutout, width: float, height: float) -> Image.Image:
     return piece.image.convert("RGBa").resize(size, Image.LANCZOS).convert("RGBA")
 
 
-def _draw(canvas: Image.Image, piece: Image.Image, left: int, top: int, blur: float) -> None:
-    """Alpha-composite the piece with a soft shadow below and to the right of it."""
-    alpha = piece.getchannel("A")
+def _with_shadow(piece: Image.Image, blur: float) -> tuple[Image.Image, int]:
+    """The piece over its soft shadow (cast down and to the right), and the margin between
+    the layer's top-left corner and the piece's."""
     pad = max(2, math.ceil(blur * 3))
-    shadow_alpha = Image.new("L", (piece.width + 2 * pad, piece.height + 2 * pad), 0)
-    shadow_alpha.paste(alpha.point(lambda a: round(a * SHADOW_OPACITY)), (pad, pad))
-    shadow_alpha = shadow_alpha.filter(ImageFilter.GaussianBlur(blur))
-    shadow = Image.new("RGBA", shadow_alpha.size, (20, 12, 8, 0))
-    shadow.putalpha(shadow_alpha)
     offset = max(1, round(blur * 0.8))
-    canvas.alpha_composite(shadow, (left - pad + offset, top - pad + offset * 2))
-    canvas.alpha_composite(piece, (left, top))
+    size = (piece.width + 2 * pad + offset, piece.height + 2 * pad + 2 * offset)
+    shadow_alpha = Image.new("L", size, 0)
+    faded = piece.getchannel("A").point(lambda a: round(a * SHADOW_OPACITY))
+    shadow_alpha.paste(faded, (pad + offset, pad + 2 * offset))
+    layer = Image.new("RGBA", size, (20, 12, 8, 0))
+    layer.putalpha(shadow_alpha.filter(ImageFilter.GaussianBlur(blur)))
+    layer.alpha_composite(piece, (pad, pad))
+    return layer, pad
 
 
-def _clipped_paste(canvas: Image.Image, piece: Image.Image, left: int, top: int,
-                   blur: float) -> bool:  # fmt: skip
-    """Draw the piece where it lands; False (nothing drawn) if it lies outside the photo."""
-    if left >= canvas.width or top >= canvas.height or left + piece.width <= 0:
+def _composite(canvas: Image.Image, layer: Image.Image, left: int, top: int) -> bool:
+    """Alpha-composite ``layer`` at (left, top), clipped to the canvas (only that region is
+    touched); False when none of it lands on the photo."""
+    x0, y0 = max(left, 0), max(top, 0)
+    x1, y1 = min(left + layer.width, canvas.width), min(top + layer.height, canvas.height)
+    if x0 >= x1 or y0 >= y1:
         return False
-    if top + piece.height <= 0:
-        return False
-    margin = max(2, math.ceil(blur * 3)) + 4
-    big = Image.new("RGBA", (canvas.width + 2 * margin + piece.width,
-                             canvas.height + 2 * margin + piece.height))  # fmt: skip
-    big.alpha_composite(canvas, (margin + piece.width, margin + piece.height))
-    _draw(big, piece, left + margin + piece.width, top + margin + piece.height, blur)
-    canvas.paste(big.crop((margin + piece.width, margin + piece.height,
-                           margin + piece.width + canvas.width,
-                           margin + piece.height + canvas.height)))  # fmt: skip
+    canvas.alpha_composite(layer.crop((x0 - left, y0 - top, x1 - left, y1 - top)), (x0, y0))
     return True
+
+
+def _draw(canvas: Image.Image, piece: Image.Image, left: int, top: int, blur: float) -> bool:
+    """The piece with its shadow, its top-left corner at (left, top); False if off the photo."""
+    layer, pad = _with_shadow(piece, blur)
+    return _composite(canvas, layer, left - pad, top - pad)
 
 
 def _metal_colour(piece: Cutout) -> tuple[int, int, int]:
@@ -356,9 +356,6 @@ class TryOnRenderer:
         sizes = sizes_of(config)
         return cls(FaceModels.load(), sizes, config.min_eye_distance_px, config.max_side)
 
-    def wearable(self, product: Product) -> bool:
-        return product.article in self.sizes.articles
-
     def check_wearable(self, product: Product) -> ArticleSize:
         size = self.sizes.articles.get(product.article)
         if size is None:
@@ -411,16 +408,15 @@ class TryOnRenderer:
         chin = face.point(CHIN)
         placements: list[Placement] = []
         # The scale of the photographed piece: mm of the article's measured side -> pixels.
-        measured = pieces.main if size.place in ("neck", "pendant", "set") else pieces.earring
-        assert measured is not None or size.place == "set"
-        scale = self._scale(measured or pieces.earring, size, px_per_mm)  # type: ignore[arg-type]
+        at_neck = size.place in ("neck", "pendant", "set")
+        measured = (pieces.main if at_neck else None) or pieces.earring or pieces.main
+        assert measured is not None  # one of them, checked above
+        scale = self._scale(measured, size, px_per_mm)
         lobes = ear_lobes(face, self.sizes)
         if pieces.main is not None and size.place in ("neck", "set"):
             placements.append(self._necklace(canvas, pieces.main, scale, chin, px_per_mm, blur))
         if pieces.main is not None and size.place == "pendant":
-            placements.append(
-                self._pendant(canvas, pieces.main, scale, chin, face, px_per_mm, blur)
-            )
+            placements.append(self._pendant(canvas, pieces.main, scale, chin, px_per_mm, blur))
         if pieces.earring is not None and size.place in ("ears", "set"):
             placements += self._earrings(canvas, pieces.earring, scale, lobes, blur)
         return TryOn(
@@ -443,32 +439,34 @@ class TryOnRenderer:
         image = _scaled(piece, piece.size[0] * scale, piece.size[1] * scale)
         left = round(chin[0] - image.width / 2)
         top = round(chin[1] + self.sizes.necklace_top_below_chin_mm * px_per_mm)
-        _clipped_paste(canvas, image, left, top, blur)
+        _draw(canvas, image, left, top, blur)
         return Placement("necklace", left, top, image.width, image.height)
 
     def _pendant(self, canvas: Image.Image, piece: Cutout, scale: float, chin: np.ndarray,
-                 face: FaceMesh, px_per_mm: float, blur: float) -> Placement:  # fmt: skip
+                 px_per_mm: float, blur: float) -> Placement:  # fmt: skip
         image = _scaled(piece, piece.size[0] * scale, piece.size[1] * scale)
         bail = np.array([chin[0], chin[1] + self.sizes.pendant_below_chin_mm * px_per_mm])
         half_neck = self.sizes.neck_width_mm * px_per_mm / 2
         side_y = chin[1] + self.sizes.neck_side_below_chin_mm * px_per_mm
-        chain = Image.new("RGBA", canvas.size)
-        draw = ImageDraw.Draw(chain)
         width = max(1, round(0.7 * px_per_mm))
         colour = (*_metal_colour(piece), 255)
+        curves = []
         for sign in (-1, 1):
             start = np.array([chin[0] + sign * half_neck, side_y])
             # A hanging chain sags: a quadratic curve bowed outwards, towards the collarbone.
             control = np.array([chin[0] + sign * half_neck * 0.9, bail[1]])
-            points = [
-                tuple((1 - t) ** 2 * start + 2 * (1 - t) * t * control + t**2 * bail)
-                for t in np.linspace(0, 1, 24)
-            ]
-            draw.line(points, fill=colour, width=width, joint="curve")
-        chain = chain.filter(ImageFilter.GaussianBlur(0.4))
-        canvas.alpha_composite(chain)
+            t = np.linspace(0, 1, 24)[:, None]
+            curves.append((1 - t) ** 2 * start + 2 * (1 - t) * t * control + t**2 * bail)
+        # Drawn on a layer just big enough for the chain, not the whole photo.
+        corner = np.floor(np.vstack(curves).min(axis=0)) - 2 * width
+        extent = np.ceil(np.vstack(curves).max(axis=0)) + 2 * width - corner
+        chain = Image.new("RGBA", (int(extent[0]), int(extent[1])))
+        draw = ImageDraw.Draw(chain)
+        for curve in curves:
+            draw.line([tuple(p) for p in curve - corner], fill=colour, width=width, joint="curve")
+        _composite(canvas, chain.filter(ImageFilter.GaussianBlur(0.4)), *map(int, corner))
         left, top = round(bail[0] - image.width / 2), round(bail[1])
-        _clipped_paste(canvas, image, left, top, blur)
+        _draw(canvas, image, left, top, blur)
         return Placement("pendant", left, top, image.width, image.height)
 
     @staticmethod
@@ -486,7 +484,7 @@ class TryOnRenderer:
             if lobe is None:
                 continue
             left, top = round(lobe[0] - drawn.width / 2), round(lobe[1])
-            if _clipped_paste(canvas, drawn, left, top, blur):
+            if _draw(canvas, drawn, left, top, blur):
                 placed.append(Placement(name, left, top, drawn.width, drawn.height))
         return placed
 

@@ -882,8 +882,10 @@
         textEl.textContent = caption;
         bubble.prepend(img);
         bubble.append(h("p", { class: "bijou-tryon__note", text: note }), h("div", { class: "bijou-tryon__actions" }, actions));
-        showStart(msg);
-        img.addEventListener("load", () => showStart(msg), { once: true }); // now it has a height
+        // The result's top in view (not the question above it): the picture is what they asked.
+        const show = () => (ui.log.scrollTop = Math.max(msg.offsetTop - 8, 0));
+        show();
+        img.addEventListener("load", show, { once: true }); // now it has its height
       },
       fail(message) {
         typing.remove();

@@ -224,3 +224,53 @@ def test_the_result_encodes_as_png_and_jpeg(renderer, astronaut, jewellery, medi
         data = result.encode(fmt)
         assert data.startswith(magic)
         assert Image.open(io.BytesIO(data)).size == astronaut.size
+
+
+def _multipart(photo: bytes, boundary: str) -> bytes:
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; filename="me.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    )
+    tail = (
+        f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="product_id"\r\n\r\n'
+        f"31700\r\n--{boundary}--\r\n"
+    )
+    return head.encode() + photo + tail.encode()
+
+
+@pytest.mark.parametrize("parser_kind", ["in-memory", "starlette's default"])
+def test_an_uploaded_photo_never_reaches_the_disk(monkeypatch, parser_kind) -> None:
+    import asyncio
+    import os
+    import tempfile
+
+    from starlette.datastructures import Headers
+    from starlette.formparsers import MultiPartParser
+
+    from bijou.serve.api import InMemoryMultiPart
+
+    def to_disk(*args, **kwargs):
+        raise AssertionError("the photo was spooled to a temporary file")
+
+    # A spooled upload rolls over to disk through tempfile.TemporaryFile.
+    monkeypatch.setattr(tempfile, "TemporaryFile", to_disk)
+    photo, boundary = os.urandom(3_000_000), "photo-boundary"
+    body = _multipart(photo, boundary)
+    headers = Headers({"content-type": f"multipart/form-data; boundary={boundary}"})
+    parser_class = InMemoryMultiPart if parser_kind == "in-memory" else MultiPartParser
+
+    async def parse() -> tuple[bytes, str]:
+        async def stream():
+            for start in range(0, len(body), 65_536):
+                yield body[start : start + 65_536]
+
+        form = await parser_class(headers, stream()).parse()
+        data = await form["photo"].read()
+        await form.close()
+        return data, form["product_id"]
+
+    if parser_kind == "in-memory":
+        assert asyncio.run(parse()) == (photo, "31700")
+    else:  # the default would have written it: what the in-memory parser is for
+        with pytest.raises(AssertionError, match="spooled"):
+            asyncio.run(parse())

@@ -37,6 +37,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile as StarletteUpload
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import HTTPConnection
 
 from bijou.agent.agent import AgentEvent, ProductView, Reply, ReplyDone, TextDelta
@@ -531,38 +533,102 @@ async def try_on_info(config: Settings) -> TryOnInfo:
     return TryOnInfo(articles=list(sizes_of(config.tryon).articles), privacy=PRIVACY)
 
 
+class TryOnFields(BaseModel):
+    product_id: str = Field(min_length=1, max_length=200)
+    session_id: str | None = Field(default=None, max_length=200)
+    format: OutputFormat = "jpeg"
+
+
+class InMemoryMultiPart(MultiPartParser):
+    """Starlette's multipart parser with uploads kept in memory: by default it spools a file
+    over 1 MB to a temporary file on disk, where a shopper's photo must never go."""
+
+    spool_max_size = 0  # SpooledTemporaryFile's max_size 0: never rolled over to disk
+
+
+async def _bounded(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    seen = 0
+    async for chunk in stream:
+        seen += len(chunk)
+        if seen > limit:
+            raise HTTPException(413, f"request too large (limit {limit} bytes)")
+        yield chunk
+
+
+TRYON_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["photo", "product_id"],
+                    "properties": {
+                        "photo": {"type": "string", "format": "binary",
+                                  "description": "the shopper's photo (JPEG, PNG, WebP)"},
+                        "product_id": {"type": "string"},
+                        "session_id": {"type": "string"},
+                        "format": {"type": "string", "enum": ["jpeg", "png"], "default": "jpeg"},
+                    },
+                }
+            }
+        },
+    }
+}  # fmt: skip
+
+
 @tryon.post(
     "/v1/tryon",
     response_class=Response,
+    openapi_extra=TRYON_FORM,
     responses={
         200: {"content": {"image/jpeg": {}, "image/png": {}}},
         422: {"description": "no face, several faces, a face too small, or not wearable"},
     },
 )
-async def try_on(
-    shop: Shop,
-    config: Settings,
-    photo: Annotated[UploadFile, File(description="the shopper's photo (JPEG, PNG, WebP)")],
-    product_id: Annotated[str, Form(min_length=1, max_length=200)],
-    session_id: Annotated[str | None, Form()] = None,
-    format: Annotated[OutputFormat, Form()] = "jpeg",
-) -> Response:
+async def try_on(request: Request, shop: Shop, config: Settings) -> Response:
     """The product (earrings, a necklace, a pendant or a jewellery set) drawn on the photo.
 
-    The photo is used for this request only: it is never written to disk or logged. With a
-    session, the conversation's focus becomes the product ("add it to my cart")."""
+    Multipart fields: `photo` (a file), `product_id`, optionally `session_id` and `format`.
+    The photo is used for this request only: parsed in memory, never written to disk or
+    logged. With a session, the conversation's focus becomes the product ("add it to my
+    cart")."""
     limit = config.serve.max_upload_bytes
-    image = _decode_photo(await photo.read(limit + 1), limit)
-    found = await shop.product(product_id)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise HTTPException(422, "send multipart/form-data: a photo file and a product_id")
+    # The photo's limit, and room for the other fields and the part headers.
+    parser = InMemoryMultiPart(
+        request.headers, _bounded(request.stream(), limit + 64_000), max_files=1, max_fields=8
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise HTTPException(400, exc.message) from exc
+    try:
+        photo = form.get("photo")
+        if not isinstance(photo, StarletteUpload):
+            raise HTTPException(422, "send the photo as a file field named 'photo'")
+        try:
+            fields = TryOnFields.model_validate(
+                {k: v for k, v in form.multi_items() if isinstance(v, str)}
+            )
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise HTTPException(422, f"{where}: {error['msg']}") from exc
+        image = _decode_photo(await photo.read(limit + 1), limit)
+    finally:
+        await form.close()
+    found = await shop.product(fields.product_id)
     if found is None:
-        raise HTTPException(404, f"no product {product_id}")
-    if session_id:
-        await shop.cart(session_id)  # an unknown session is a 404 before any work
-    data = await shop.try_on(image, found, format)
-    if session_id:
-        await shop.focus(session_id, product_id)
+        raise HTTPException(404, f"no product {fields.product_id}")
+    if fields.session_id:
+        await shop.cart(fields.session_id)  # an unknown session is a 404 before any work
+    data = await shop.try_on(image, found, fields.format)
+    if fields.session_id:
+        await shop.focus(fields.session_id, fields.product_id)
     return Response(
-        data, media_type=f"image/{format}", headers={"Cache-Control": "no-store"}
+        data, media_type=f"image/{fields.format}", headers={"Cache-Control": "no-store"}
     )
 
 

@@ -131,10 +131,11 @@ def test_neck_pieces_hang_below_the_chin_on_the_face_midline(
     iod = result.face.eye_distance
     assert y > result.chin[1]
     assert abs(x - result.chin[0]) < 0.1 * iod
-    if article == "Jewellery Set":  # the set's earring pair goes to the ears
-        assert {"earring image-left", "earring image-right"} <= {
-            p.name for p in result.placements
-        }
+    if article == "Jewellery Set":  # the set's earring pair goes to the ears, at its own size
+        ears = [p for p in result.placements if p.name.startswith("earring")]
+        assert [p.name for p in ears] == ["earring image-left", "earring image-right"]
+        earring_mm = renderer.sizes.articles[article].earring_mm
+        assert max(ears[0].width, ears[0].height) == pytest.approx(iod * earring_mm / 63, abs=2)
 
 
 def test_the_piece_is_scaled_by_the_face(renderer, astronaut, jewellery, media) -> None:

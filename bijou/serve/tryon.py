@@ -67,6 +67,7 @@ class ArticleSize:
     place: Literal["ears", "neck", "pendant", "set"]
     measure: Literal["long", "width"]
     mm: float
+    earring_mm: float | None = None  # a set's earrings (their longer side)
 
 
 @dataclass(frozen=True)
@@ -418,6 +419,8 @@ class TryOnRenderer:
         if pieces.main is not None and size.place == "pendant":
             placements.append(self._pendant(canvas, pieces.main, scale, chin, px_per_mm, blur))
         if pieces.earring is not None and size.place in ("ears", "set"):
+            if size.place == "set" and size.earring_mm:
+                scale = size.earring_mm * px_per_mm / max(pieces.earring.size)
             placements += self._earrings(canvas, pieces.earring, scale, lobes, blur)
         return TryOn(
             image=canvas.convert("RGB"),

@@ -275,3 +275,19 @@ def test_an_uploaded_photo_never_reaches_the_disk(monkeypatch, parser_kind) -> N
     else:  # the default would have written it: what the in-memory parser is for
         with pytest.raises(AssertionError, match="spooled"):
             asyncio.run(parse())
+
+
+def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(renderer, hopper) -> None:
+    from bijou.catalog.media import decode_image
+
+    # Stored on its side with EXIF orientation 6 ("turn 90 degrees clockwise to view"), as a
+    # phone held upright writes it.
+    sideways = hopper.transpose(Image.Transpose.ROTATE_90)
+    exif = sideways.getexif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    sideways.save(out, "JPEG", exif=exif, quality=92)
+    photo = decode_image(out.getvalue())
+    assert photo.size == hopper.size
+    face = renderer.face(photo)
+    assert abs(face.roll) < 0.2  # upright, as the camera saw it

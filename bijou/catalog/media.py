@@ -26,9 +26,18 @@ def decode_image(data: bytes) -> Image.Image:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > MAX_IMAGE_PIXELS:
                 raise ImageDecodeError(f"image too large: {img.width}x{img.height}")
-            return ImageOps.exif_transpose(img).convert("RGB")
+            return _upright(img).convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"cannot decode image: {exc}") from exc
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says; as stored when that block is broken
+    (a malformed tag must not lose the photo)."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # Pillow raises many kinds on hostile EXIF; the pixels are still good
+        return img
 
 
 class MediaStore:

@@ -248,7 +248,7 @@ def test_returning_shopper_session(client: TestClient) -> None:
 
 
 # --- try-on -------------------------------------------------------------------------------
-def _jpeg(array) -> bytes:
+def _photo_jpeg(array) -> bytes:
     out = io.BytesIO()
     Image.fromarray(array).convert("RGB").save(out, "JPEG", quality=90)
     return out.getvalue()
@@ -257,7 +257,7 @@ def _jpeg(array) -> bytes:
 @pytest.fixture(scope="module")
 def selfie() -> bytes:
     skimage_data = pytest.importorskip("skimage.data")
-    return _jpeg(skimage_data.astronaut())  # a real portrait (Eileen Collins)
+    return _photo_jpeg(skimage_data.astronaut())  # a real portrait (Eileen Collins)
 
 
 def _try_on(client: TestClient, photo: bytes, product_id: str, **fields: str):
@@ -295,10 +295,10 @@ def test_try_on_bad_input_is_4xx(client: TestClient, small_products, selfie) -> 
     skimage_data = pytest.importorskip("skimage.data")
     earrings = next(p for p in small_products if p.article == "Earrings")
     watch = next(p for p in small_products if p.article == "Watches")
-    cat = _try_on(client, _jpeg(skimage_data.chelsea()), earrings.id)
+    cat = _try_on(client, _photo_jpeg(skimage_data.chelsea()), earrings.id)
     assert cat.status_code == 422 and cat.json()["reason"] == "no_face"
     assert "no face" in cat.json()["detail"]
-    small = _try_on(client, _jpeg(skimage_data.camera()), earrings.id)
+    small = _try_on(client, _photo_jpeg(skimage_data.camera()), earrings.id)
     assert small.status_code == 422 and small.json()["reason"] == "face_too_small"
     not_worn = _try_on(client, selfie, watch.id)
     assert not_worn.status_code == 422 and not_worn.json()["reason"] == "not_wearable"

@@ -432,6 +432,40 @@ def _chat_interactive(agent: ShoppingAgent, session: str) -> None:
         print("\n")
 
 
+@app.command("tryon")
+def tryon_command(
+    photo: Annotated[Path, typer.Argument(help="a photo of the shopper's face")],
+    product_id: Annotated[str, typer.Argument(help="earrings, a necklace, a pendant or a set")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="the image to write (.png or .jpg)")],
+    config_path: ConfigOption = None,
+) -> None:
+    """Draw a catalog piece on a photo (virtual try-on); the photo is only read."""
+    from bijou.modelfiles import ModelFileError
+    from bijou.serve.tryon import TryOnError, TryOnRenderer
+
+    config = _config(config_path)
+    fmt = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}.get(out.suffix.lower())
+    if fmt is None:
+        raise typer.BadParameter("write a .png, .jpg or .jpeg file", param_hint="--out")
+    try:
+        shopper = _load_photo(photo)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="PHOTO") from exc
+    catalog_path, images_root = catalog_sources(config)
+    product = next((p for p in load_catalog(catalog_path).products if p.id == product_id), None)
+    if product is None:
+        message = f"no product {product_id} in {catalog_path}"
+        raise typer.BadParameter(message, param_hint="PRODUCT_ID")
+    try:
+        renderer = TryOnRenderer.load(config.tryon)
+        result = renderer.render(shopper, product, MediaStore(images_root).load(product))
+    except (TryOnError, ModelFileError) as exc:
+        _err(str(exc))
+        raise typer.Exit(2) from exc
+    out.write_bytes(result.encode(fmt, config.tryon.jpeg_quality))  # type: ignore[arg-type]
+    _err(f"{product.title}: {', '.join(p.name for p in result.placements)} -> {out}")
+
+
 @app.command("chat")
 def chat_command(
     script: Annotated[

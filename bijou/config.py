@@ -189,6 +189,16 @@ class SpeechConfig(_Section):
     beam_size: int = 1
 
 
+class TryOnConfig(_Section):
+    # Fewer pixels between the eye centres than this is "face too small": a piece drawn from
+    # it would be a few pixels.
+    min_eye_distance_px: float = 30.0
+    max_side: int = 1600  # larger photos are scaled down to this (the reply image's size)
+    jpeg_quality: int = Field(default=90, ge=1, le=95)
+    # None means the real-size priors shipped in bijou/serve/tryon.yaml.
+    sizes: Path | None = None
+
+
 class BijouConfig(_Section):
     data_dir: Path = Path("var")
     threads: int = 2
@@ -205,6 +215,7 @@ class BijouConfig(_Section):
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     speech: SpeechConfig = Field(default_factory=SpeechConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    tryon: TryOnConfig = Field(default_factory=TryOnConfig)
 
     @property
     def index_dir(self) -> Path:

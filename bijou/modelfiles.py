@@ -61,7 +61,7 @@ def split_spec(
     )
 
 
-def _package_dir(package: str) -> Path | None:
+def package_dir(package: str) -> Path | None:
     """An installed package's folder, found without importing it (None if not installed)."""
     try:
         spec = importlib.util.find_spec(package)
@@ -75,7 +75,7 @@ def _package_dir(package: str) -> Path | None:
 def model_parts(spec: ModelSpec) -> list[Path]:
     """The part files in concatenation order; ModelFileError (with the pip command) if a
     package is missing or holds no part."""
-    dirs = {pkg: _package_dir(pkg) for pkg in spec.packages}
+    dirs = {pkg: package_dir(pkg) for pkg in spec.packages}
     missing = [pkg for pkg, folder in dirs.items() if folder is None]
     if missing:
         raise ModelFileError(

@@ -1,6 +1,6 @@
 """Rebuild the bundled demo catalog from the shared Myntra data (run once; output is committed).
 
-    python scripts/bundle_catalog.py ../shared/data/catalog
+python scripts/bundle_catalog.py ../shared/data/catalog
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ def main(source: Path) -> None:
     loaded = load_catalog(source / "jewelry_adjacent.jsonl.gz")
     print(loaded.summary(), *loaded.errors, sep="\n")
     BUNDLED_CATALOG.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(source / "images_60x80.zip") as src, zipfile.ZipFile(
-        BUNDLED_IMAGES, "w", compression=zipfile.ZIP_STORED
-    ) as dst, gzip.open(BUNDLED_CATALOG, "wt", encoding="utf-8", compresslevel=9) as out:
+    with (
+        zipfile.ZipFile(source / "images_60x80.zip") as src,
+        zipfile.ZipFile(BUNDLED_IMAGES, "w", compression=zipfile.ZIP_STORED) as dst,
+        gzip.open(BUNDLED_CATALOG, "wt", encoding="utf-8", compresslevel=9) as out,
+    ):
         names = set(src.namelist())
         for product in loaded.products:
             row = product.model_dump()

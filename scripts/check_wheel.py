@@ -22,6 +22,7 @@ NEEDED = (
     "bijou/agent/prompts.yaml",
     "bijou/catalog/data/products.jsonl.gz",
     "bijou/serve/serve.yaml",
+    "bijou/serve/tryon.yaml",
 )
 PROBE = """
 import sys

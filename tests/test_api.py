@@ -66,6 +66,7 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
         "/v1/sessions/{session_id}/cart",
         "/v1/admin/products",
         "/v1/chat/completions",
+        "/v1/tryon",
         "/healthz",
         "/readyz",
     ):
@@ -214,6 +215,71 @@ def test_returning_shopper_session(client: TestClient) -> None:
     first = client.post("/v1/sessions", json={"shopper_id": "api-shopper"}).json()["session_id"]
     assert len(first) == 32
     assert client.post("/v1/sessions", json={"shopper_id": ""}).status_code == 422
+
+
+# --- try-on -------------------------------------------------------------------------------
+def _photo_jpeg(array) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).convert("RGB").save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def selfie() -> bytes:
+    skimage_data = pytest.importorskip("skimage.data")
+    return _photo_jpeg(skimage_data.astronaut())  # a real portrait (Eileen Collins)
+
+
+def _try_on(client: TestClient, photo: bytes, product_id: str, **fields: str):
+    files = {"photo": ("me.jpg", photo, "image/jpeg")}
+    return client.post("/v1/tryon", files=files, data={"product_id": product_id, **fields})
+
+
+def test_try_on_returns_the_photo_with_the_piece(client: TestClient, small_products, selfie):
+    info = client.get("/v1/tryon").json()
+    assert {"Earrings", "Pendant", "Necklace and Chains", "Jewellery Set"} == set(info["articles"])
+    assert "never" in info["privacy"]
+    earrings = next(p for p in small_products if p.article == "Earrings")
+    response = _try_on(client, selfie, earrings.id)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/jpeg"
+    assert response.headers["cache-control"] == "no-store"
+    result = Image.open(io.BytesIO(response.content))
+    assert result.size == Image.open(io.BytesIO(selfie)).size
+    png = _try_on(client, selfie, earrings.id, format="png")
+    assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
+    necklace = next(p for p in small_products if p.article == "Necklace and Chains")
+    assert _try_on(client, selfie, necklace.id).status_code == 200
+
+
+def test_try_on_with_a_session_focuses_the_conversation(client: TestClient, small_products, selfie):
+    pendant = next(p for p in small_products if p.article == "Pendant")
+    session = client.post("/v1/sessions", json={}).json()["session_id"]
+    assert _try_on(client, selfie, pendant.id, session_id=session).status_code == 200
+    store = client.app.state.backend.agent.store
+    assert store.get_session(session).state.focus == pendant.id
+    assert _try_on(client, selfie, pendant.id, session_id="f" * 32).status_code == 404
+
+
+def test_try_on_bad_input_is_4xx(client: TestClient, small_products, selfie) -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    earrings = next(p for p in small_products if p.article == "Earrings")
+    watch = next(p for p in small_products if p.article == "Watches")
+    cat = _try_on(client, _photo_jpeg(skimage_data.chelsea()), earrings.id)
+    assert cat.status_code == 422 and cat.json()["reason"] == "no_face"
+    assert "no face" in cat.json()["detail"]
+    small = _try_on(client, _photo_jpeg(skimage_data.camera()), earrings.id)
+    assert small.status_code == 422 and small.json()["reason"] == "face_too_small"
+    not_worn = _try_on(client, selfie, watch.id)
+    assert not_worn.status_code == 422 and not_worn.json()["reason"] == "not_wearable"
+    assert _try_on(client, selfie, "no-such-product").status_code == 404
+    assert _try_on(client, b"not an image at all", earrings.id).status_code == 400
+    assert _try_on(client, selfie[: len(selfie) // 3], earrings.id).status_code == 400
+    assert _try_on(client, b"\xff" * 300_000, earrings.id).status_code == 413
+    assert _try_on(client, selfie, earrings.id, format="gif").status_code == 422
+    no_photo = client.post("/v1/tryon", data={"product_id": earrings.id})
+    assert no_photo.status_code == 422
+    assert client.get("/healthz").status_code == 200  # still serving
 
 
 # --- admin --------------------------------------------------------------------------------

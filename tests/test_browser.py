@@ -254,6 +254,43 @@ def test_photo_upload_finds_the_product(page, app_url: str, small_products, tmp_
     _shot(page, "02-photo-search")
 
 
+def test_try_it_on_places_the_earrings_on_a_selfie(page, app_url: str, tmp_path) -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    import matplotlib
+    from PIL import Image
+
+    selfie, cat = tmp_path / "selfie.jpg", tmp_path / "cat.jpg"
+    # A real portrait (matplotlib's Grace Hopper, 512x600) and a real cat.
+    Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").save(selfie)
+    Image.fromarray(skimage_data.chelsea()).save(cat, quality=92)
+    _open(page, app_url)
+    _ask(page, "silver earrings")
+    buttons = page.locator(".bijou-card--product .bijou-tryon:visible")
+    assert buttons.count() >= 1
+    with page.expect_file_chooser() as chooser:
+        buttons.first.click()
+    assert "never stored" in page.locator(".bijou-note").last.inner_text()
+    chooser.value.set_files(str(selfie))
+    picture = page.locator(".bijou-tryon__photo")
+    picture.wait_for(timeout=REPLY_MS)
+    page.wait_for_function(
+        f"() => {WIDGET}.querySelector('.bijou-tryon__photo').naturalWidth === 512"
+    )
+    bubble = page.locator(".bijou-msg--bot").last
+    assert "never stored" in bubble.locator(".bijou-tryon__note").inner_text()
+    assert bubble.locator(".bijou-add").is_visible()
+    # The photo and the result stay out of the browser's storage.
+    assert "Try on" not in page.evaluate("() => JSON.stringify(sessionStorage)")
+    _shot(page, "08-tryon")
+    # Another photo, with no face in it: the server's reason, in the chat.
+    with page.expect_file_chooser() as chooser:
+        bubble.get_by_text("Use another photo").click()
+    chooser.value.set_files(str(cat))
+    page.locator(".bijou-msg--error").last.wait_for(timeout=REPLY_MS)
+    assert "no face" in page.locator(".bijou-msg--error").last.inner_text()
+    _shot(page, "09-tryon-no-face")
+
+
 def test_hold_to_talk_shows_the_transcript_then_products(
     page, app_url: str, query_wav: tuple[Path, float]
 ) -> None:

@@ -154,3 +154,26 @@ def test_chat_script_prints_a_json_transcript(
     assert first["products"] and all(p["price"] <= 1000 for p in first["products"])
     assert {p["article"] for p in second["products"]} == {"Watches"}
     assert "cannot read image" in result.stderr  # the bad photo line is reported and skipped
+
+
+def test_tryon_writes_the_image_or_says_why_not(tmp_path: Path, bundled: list[Product]) -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    earrings = next(p for p in bundled if p.article == "Earrings" and p.image)
+    selfie, cat = tmp_path / "me.png", tmp_path / "cat.jpg"
+    Image.fromarray(skimage_data.astronaut()).save(selfie)
+    Image.fromarray(skimage_data.chelsea()).save(cat)
+    runner = CliRunner()
+    out = tmp_path / "out.png"
+    done = runner.invoke(app, ["tryon", str(selfie), earrings.id, "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    assert Image.open(out).size == (512, 512)
+    assert "earring image-left, earring image-right" in done.output
+    no_face = runner.invoke(app, ["tryon", str(cat), earrings.id, "-o", str(tmp_path / "c.png")])
+    assert no_face.exit_code == 2 and "no face" in no_face.output
+    assert not (tmp_path / "c.png").exists()
+    unknown = runner.invoke(app, ["tryon", str(selfie), "no-such", "-o", str(tmp_path / "u.png")])
+    assert unknown.exit_code == 2 and "no product" in unknown.output
+    gif = runner.invoke(app, ["tryon", str(selfie), earrings.id, "-o", str(tmp_path / "x.gif")])
+    assert gif.exit_code == 2

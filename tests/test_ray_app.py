@@ -3,6 +3,7 @@ local Ray, composed by handles, answering over real HTTP. About two minutes on 2
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -75,6 +76,24 @@ def test_every_deployment_answers_over_http(app_url: str, tmp_path: Path) -> Non
         cart = client.post(f"/v1/sessions/{session}/cart", json={"product_id": product["id"]})
         assert [i["id"] for i in cart.json()["items"]] == [product["id"]]
         assert client.post("/v1/chat", json={"message": "", "image": "!!"}).status_code == 400
+
+        # Try-on through its own deployment: a real portrait, then a cat (no face, a 422).
+        skimage_data = pytest.importorskip("skimage.data")
+        from PIL import Image
+
+        def jpeg(array) -> bytes:
+            out = io.BytesIO()
+            Image.fromarray(array).save(out, "JPEG")
+            return out.getvalue()
+
+        earrings = next(r for r in found["results"] if r["article"] == "Earrings")
+        for photo, status in ((skimage_data.astronaut(), 200), (skimage_data.chelsea(), 422)):
+            files = {"photo": ("me.jpg", jpeg(photo), "image/jpeg")}
+            tried = client.post(
+                "/v1/tryon", files=files, data={"product_id": earrings["id"], "session_id": session}
+            )
+            assert tried.status_code == status, tried.text
+        assert tried.json()["reason"] == "no_face"
 
         espeak = shutil.which("espeak-ng")
         if espeak:

@@ -127,6 +127,15 @@ class ShoppingAgent:
     def start_session(self, shopper_id: str | None = None) -> str:
         return self.store.create_session(shopper_id).id
 
+    def focus_on(self, session_id: str, product_id: str) -> None:
+        """The conversation turns to a product the shopper acted on outside the chat (tried
+        it on): "add it to my cart" and "what goes with it?" then mean that one."""
+        session = self.store.get_session(session_id)
+        if session is None:
+            self.store.history(session_id)  # raises UnknownSessionError with the id
+            return
+        self.store.save_state(session_id, session.state.model_copy(update={"focus": product_id}))
+
     @property
     def understander(self) -> Understander:
         """The understanding pipeline on the shop's current parser (it learns new brands)."""

@@ -8,7 +8,7 @@ import threading
 import zipfile
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bijou.catalog.schema import Product
 
@@ -20,16 +20,26 @@ class ImageDecodeError(ValueError):
 
 
 def decode_image(data: bytes) -> Image.Image:
-    """RGB image from untrusted bytes; raises ImageDecodeError, never a crash."""
+    """RGB image from untrusted bytes, upright as the camera saw it (a phone's EXIF
+    orientation applied); raises ImageDecodeError, never a crash."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > MAX_IMAGE_PIXELS:
                 raise ImageDecodeError(f"image too large: {img.width}x{img.height}")
-            return img.convert("RGB")
+            return _upright(img).convert("RGB")
     except UnidentifiedImageError as exc:  # its text names an in-memory object
         raise ImageDecodeError("cannot decode image: not a JPEG, PNG, WebP or GIF") from exc
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"cannot decode image: {exc}") from exc
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says; as stored when that block is broken
+    (a malformed tag must not lose the photo)."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # Pillow raises many kinds on hostile EXIF; the pixels are still good
+        return img
 
 
 class MediaStore:

@@ -1,6 +1,6 @@
 """The shop-facing HTTP API (FastAPI): chat (server-sent events and WebSocket), voice, search,
 products and images, sessions and carts, admin upserts, health, and an OpenAI-compatible
-chat endpoint. Documented by its own OpenAPI schema at /docs.
+chat endpoint, and virtual try-on. Documented by its own OpenAPI schema at /docs.
 
 The routes talk to a `Backend`: `LocalBackend` runs everything in this process (tests, small
 shops); the Ray Serve app (`bijou.serve.app`) gives them deployment handles instead.
@@ -41,6 +41,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from pydantic import BaseModel, Field, ValidationError, field_validator
+from starlette.datastructures import UploadFile as StarletteUpload
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import HTTPConnection
 
 from bijou.agent.agent import AgentEvent, ProductView, Reply, ReplyDone, TextDelta
@@ -49,9 +51,11 @@ from bijou.agent.tools import CartItem
 from bijou.catalog.media import ImageDecodeError, decode_image
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
+from bijou.modelfiles import ModelFileError
 from bijou.retrieval.search import SearchRequest, SearchResult
 from bijou.serve.guard import RateLimiter, RateLimitMiddleware
 from bijou.serve.speech import AudioDecodeError, Transcript
+from bijou.serve.tryon import OutputFormat, TryOnError, sizes_of
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,8 @@ class Backend(Protocol):
     async def delete_session(self, session_id: str) -> None: ...
     async def upsert(self, products: list[Product]) -> int: ...
     async def delete(self, product_ids: list[str]) -> int: ...
+    async def try_on(self, photo: Image.Image, product: Product, fmt: OutputFormat) -> bytes: ...
+    async def focus(self, session_id: str, product_id: str) -> None: ...
 
 
 # --- request and response models ---------------------------------------------------------
@@ -561,7 +567,124 @@ async def chat_completions(body: OpenAIChatIn, shop: Shop) -> JSONResponse | Str
     )
 
 
-ROUTERS = (health, carts, chat, catalog, admin, openai)
+tryon = APIRouter(tags=["tryon"])
+
+
+# --- virtual try-on ---------------------------------------------------------------
+class TryOnInfo(BaseModel):
+    articles: list[str] = Field(description="the articles that can be tried on")
+    privacy: str
+
+
+PRIVACY = "The photo is used for that one try-on only: it is never written to disk or logged."
+
+
+@tryon.get("/v1/tryon")
+async def try_on_info(config: Settings) -> TryOnInfo:
+    """What can be tried on (the widget shows "Try it on" on those cards)."""
+    return TryOnInfo(articles=list(sizes_of(config.tryon).articles), privacy=PRIVACY)
+
+
+class TryOnFields(BaseModel):
+    product_id: str = Field(min_length=1, max_length=200)
+    session_id: str | None = Field(default=None, max_length=200)
+    format: OutputFormat = "jpeg"
+
+
+class InMemoryMultiPart(MultiPartParser):
+    """Starlette's multipart parser with uploads kept in memory: by default it spools a file
+    over 1 MB to a temporary file on disk, where a shopper's photo must never go."""
+
+    spool_max_size = 0  # SpooledTemporaryFile's max_size 0: never rolled over to disk
+
+
+async def _bounded(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    seen = 0
+    async for chunk in stream:
+        seen += len(chunk)
+        if seen > limit:
+            raise HTTPException(413, f"request too large (limit {limit} bytes)")
+        yield chunk
+
+
+TRYON_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["photo", "product_id"],
+                    "properties": {
+                        "photo": {"type": "string", "format": "binary",
+                                  "description": "the shopper's photo (JPEG, PNG, WebP)"},
+                        "product_id": {"type": "string"},
+                        "session_id": {"type": "string"},
+                        "format": {"type": "string", "enum": ["jpeg", "png"], "default": "jpeg"},
+                    },
+                }
+            }
+        },
+    }
+}  # fmt: skip
+
+
+@tryon.post(
+    "/v1/tryon",
+    response_class=Response,
+    openapi_extra=TRYON_FORM,
+    responses={
+        200: {"content": {"image/jpeg": {}, "image/png": {}}},
+        422: {"description": "no face, several faces, a face too small, or not wearable"},
+    },
+)
+async def try_on(request: Request, shop: Shop, config: Settings) -> Response:
+    """The product (earrings, a necklace, a pendant or a jewellery set) drawn on the photo.
+
+    Multipart fields: `photo` (a file), `product_id`, optionally `session_id` and `format`.
+    The photo is used for this request only: parsed in memory, never written to disk or
+    logged. With a session, the conversation's focus becomes the product ("add it to my
+    cart")."""
+    limit = config.serve.max_upload_bytes
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise HTTPException(422, "send multipart/form-data: a photo file and a product_id")
+    # The photo's limit, and room for the other fields and the part headers.
+    parser = InMemoryMultiPart(
+        request.headers, _bounded(request.stream(), limit + 64_000), max_files=1, max_fields=8
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise HTTPException(400, exc.message) from exc
+    try:
+        photo = form.get("photo")
+        if not isinstance(photo, StarletteUpload):
+            raise HTTPException(422, "send the photo as a file field named 'photo'")
+        try:
+            fields = TryOnFields.model_validate(
+                {k: v for k, v in form.multi_items() if isinstance(v, str)}
+            )
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise HTTPException(422, f"{where}: {error['msg']}") from exc
+        image = _decode_photo(await photo.read(limit + 1), limit)
+    finally:
+        await form.close()
+    found = await shop.product(fields.product_id)
+    if found is None:
+        raise HTTPException(404, f"no product {fields.product_id}")
+    if fields.session_id:
+        await shop.cart(fields.session_id)  # an unknown session is a 404 before any work
+    data = await shop.try_on(image, found, fields.format)
+    if fields.session_id:
+        await shop.focus(fields.session_id, fields.product_id)
+    return Response(
+        data, media_type=f"image/{fields.format}", headers={"Cache-Control": "no-store"}
+    )
+
+
+ROUTERS = (health, carts, chat, catalog, admin, openai, tryon)
 
 
 def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> FastAPI:
@@ -619,6 +742,14 @@ def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> F
         )
         detail = f"internal error; the shop's log has the details (reference {reference})"
         return JSONResponse({"detail": detail}, status_code=500)
+
+    @app.exception_handler(TryOnError)
+    async def cannot_try_on(request: Request, exc: TryOnError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "reason": exc.reason}, status_code=422)
+
+    @app.exception_handler(ModelFileError)
+    async def model_missing(request: Request, exc: ModelFileError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     for router in ROUTERS:
         app.include_router(router)

@@ -5,6 +5,8 @@
     Fusion         the fusion model (only when one is configured)
     Retriever      owns the Qdrant index; encodes through the encoder deployments
     Agent          the LLM, dialog state and carts; reads the catalog through the Retriever
+    TryOn          face landmarks and compositing (virtual try-on); product photos from the
+                   Retriever
     Ingress        the FastAPI app (bijou.serve.api) over handles to the above
 
 Replicas, CPUs, GPUs and autoscaling come from the YAML file (serve.yaml), which works with
@@ -18,8 +20,9 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from fastapi import FastAPI
@@ -36,12 +39,14 @@ from bijou.agent.tools import CartItem, cart_items
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig, load_config, merge_tree
 from bijou.fusion.encoders import Encoders
+from bijou.modelfiles import ModelFileError
 from bijou.retrieval.complements import Bundle, Complement
 from bijou.retrieval.query import QueryParser
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
 from bijou.retrieval.shop import LocalShop
 from bijou.serve.api import BackendUnavailableError, create_app
 from bijou.serve.speech import SpeechToText, Transcript
+from bijou.serve.tryon import OutputFormat, Reason, TryOnError, TryOnRenderer
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +152,45 @@ class SpeechToTextDeployment:
 
     def transcribe(self, audio: bytes, language: str | None) -> Transcript:
         return self.speech.transcribe_query(audio, language)
+
+
+@dataclass(frozen=True)
+class TryOnRefusal:
+    """A TryOnError carried back over a handle as a value (its reason intact), or, with
+    reason "unavailable", the missing face models' install command (a 503)."""
+
+    reason: Reason | Literal["unavailable"]
+    message: str
+
+
+@serve.deployment
+class TryOnDeployment:
+    """Try-on on its own replica: the photo reaches it in memory and is never stored."""
+
+    def __init__(self, config: BijouConfig, retriever: DeploymentHandle) -> None:
+        self.config = config.tryon
+        self.retriever = retriever
+        # Without the face models the app still deploys; each try-on answers 503 saying why.
+        self.renderer: TryOnRenderer | None = None
+        self.unavailable = TryOnRefusal("unavailable", "")
+        try:
+            self.renderer = TryOnRenderer.load(config.tryon)
+        except ModelFileError as exc:
+            self.unavailable = TryOnRefusal("unavailable", str(exc))
+
+    def render(
+        self, photo: Image.Image, product: Product, fmt: OutputFormat
+    ) -> bytes | TryOnRefusal:
+        """The encoded image, or why not."""
+        if self.renderer is None:
+            return self.unavailable
+        try:
+            self.renderer.check_wearable(product)
+            product_photo = self.retriever.image.remote(product).result()
+            result = self.renderer.render(photo, product, product_photo)
+        except TryOnError as exc:
+            return TryOnRefusal(exc.reason, str(exc))
+        return result.encode(fmt, self.config.jpeg_quality)
 
 
 # Encoders for the Retriever that call the deployments: the same protocol as local models.
@@ -331,6 +375,9 @@ class Agent:
     def delete_session(self, session_id: str) -> None:
         self.agent.store.delete_session(session_id)
 
+    def focus_on(self, session_id: str, product_id: str) -> None:
+        self.agent.focus_on(session_id, product_id)
+
     def __del__(self) -> None:
         # Serve calls this on a graceful shutdown, after the turns in flight have finished.
         self.agent.store.close()
@@ -349,6 +396,7 @@ class RayBackend:
         self.agent = handle("Agent")
         self.retriever = handle("Retriever")
         self.speech = handle("SpeechToText")
+        self.tryon = handle("TryOn")
 
     async def ready(self) -> bool:
         retriever = await ask(self.retriever.ready.remote, "ready", idempotent=True)
@@ -421,6 +469,21 @@ class RayBackend:
             lambda: self.retriever.delete.remote(product_ids), "delete", idempotent=True
         )
 
+    async def try_on(self, photo: Image.Image, product: Product, fmt: OutputFormat) -> bytes:
+        result = await ask(
+            lambda: self.tryon.render.remote(photo, product, fmt), "try-on", idempotent=True
+        )
+        if isinstance(result, TryOnRefusal):
+            if result.reason == "unavailable":
+                raise ModelFileError(result.message)
+            raise TryOnError(result.reason, result.message)
+        return result
+
+    async def focus(self, session_id: str, product_id: str) -> None:
+        await ask(
+            lambda: self.agent.focus_on.remote(session_id, product_id), "focus", idempotent=True
+        )
+
 
 def _api_builder(config: BijouConfig) -> Callable[[], FastAPI]:
     """Serve runs a builder *function* on each Ingress replica (a partial is taken for an
@@ -452,8 +515,9 @@ def build_app(args: dict[str, Any], overrides: dict[str, dict[str, Any]] | None 
     retriever = deployment(Retriever, "Retriever").bind(config, text, image, fusion)
     agent = deployment(Agent, "Agent").bind(config, retriever)
     speech = deployment(SpeechToTextDeployment, "SpeechToText").bind(config)
+    tryon = deployment(TryOnDeployment, "TryOn").bind(config, retriever)
     ingress = serve.deployment(serve.ingress(_api_builder(config))(_Ingress))
-    return deployment(ingress, "Ingress").bind(agent, retriever, speech)
+    return deployment(ingress, "Ingress").bind(agent, retriever, speech, tryon)
 
 
 def settings(args: dict[str, Any]) -> BijouConfig:

@@ -3,6 +3,7 @@ Used by the tests and by a shop that runs without Ray; blocking work runs in thr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 
 from PIL import Image
@@ -16,6 +17,7 @@ from bijou.config import BijouConfig
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
 from bijou.retrieval.shop import LocalShop
 from bijou.serve.speech import SpeechToText, Transcript
+from bijou.serve.tryon import OutputFormat, TryOnRenderer
 
 
 class LocalBackend:
@@ -29,6 +31,11 @@ class LocalBackend:
         agent = ShoppingAgent.load(config, engine)
         assert isinstance(agent.shop, LocalShop)
         return cls(agent, agent.shop.engine, SpeechToText.load(config))
+
+    @functools.cached_property
+    def tryon(self) -> TryOnRenderer:
+        """Loaded on the first try-on: a shop without the face models still chats."""
+        return TryOnRenderer.load(self.agent.config.tryon)
 
     async def ready(self) -> bool:
         return self.engine.index.serving
@@ -84,6 +91,17 @@ class LocalBackend:
 
     async def delete(self, product_ids: list[str]) -> int:
         return await run_in_threadpool(self.engine.delete, product_ids)
+
+    async def try_on(self, photo: Image.Image, product: Product, fmt: OutputFormat) -> bytes:
+        return await run_in_threadpool(self._try_on, photo, product, fmt)
+
+    def _try_on(self, photo: Image.Image, product: Product, fmt: OutputFormat) -> bytes:
+        self.tryon.check_wearable(product)  # before reading its photo
+        result = self.tryon.render(photo, product, self.engine.store.load(product))
+        return result.encode(fmt, self.agent.config.tryon.jpeg_quality)
+
+    async def focus(self, session_id: str, product_id: str) -> None:
+        await run_in_threadpool(self.agent.focus_on, session_id, product_id)
 
     def close(self) -> None:
         self.agent.close()

@@ -125,6 +125,15 @@
         cart: "View cart",
       },
       suggestions: "Suggestions",
+      tryOn: "Try it on",
+      tryOnLabel: "Try {title} on your photo",
+      tryOnAsk: "Try on {title}",
+      tryOnAlt: "{title} tried on your photo",
+      tryOnCaption: "{title} on your photo.",
+      tryOnPrivacy: "Your photo is used for this try-on only: it is never stored or logged.",
+      tryOnChoose: "Choose a photo of your face, or take a selfie, to try it on. {privacy}",
+      tryOnOther: "Use another photo",
+      tryOnWorking: "Placing it on your photo…",
     },
     zh: {
       open: "打开购物助手",
@@ -200,6 +209,15 @@
         cart: "查看购物车",
       },
       suggestions: "推荐问题",
+      tryOn: "试戴",
+      tryOnLabel: "用您的照片试戴{title}",
+      tryOnAsk: "试戴{title}",
+      tryOnAlt: "{title}戴在您照片上的效果",
+      tryOnCaption: "{title}的试戴效果。",
+      tryOnPrivacy: "您的照片只用于这次试戴，不会被保存或记录。",
+      tryOnChoose: "请选择一张您的正脸照片或自拍来试戴。{privacy}",
+      tryOnOther: "换一张照片",
+      tryOnWorking: "正在为您试戴…",
     },
   };
   const S = STRINGS[LANG];
@@ -289,6 +307,9 @@
     view: "chat",
     offline: false,
     photo: null, // {data, thumb, name}
+    // Try-on: the articles the server can place (GET /v1/tryon), and the shopper's selfie,
+    // kept in this page's memory only (never in storage), reused until they choose another.
+    tryon: { articles: new Set(), selfie: null, pending: null },
     lastHadProducts: false,
     mic: { blocked: false, reason: "" },
     rec: null,
@@ -406,6 +427,15 @@
     "aria-hidden": "true",
     onchange: (e) => attachPhoto(e.target.files && e.target.files[0]),
   });
+  ui.selfieFile = h("input", {
+    type: "file",
+    accept: "image/*",
+    capture: "user", // a phone opens its front camera
+    class: "bijou-file",
+    tabindex: "-1",
+    "aria-hidden": "true",
+    onchange: (e) => chooseSelfie(e.target.files && e.target.files[0]),
+  });
   ui.camera = h(
     "button",
     {
@@ -471,7 +501,7 @@
     { class: "bijou-composer", onsubmit: onSubmit },
     ui.attach,
     ui.status,
-    h("div", { class: "bijou-composer__row" }, ui.camera, ui.file, ui.input, ui.mic, ui.send, ui.micTip),
+    h("div", { class: "bijou-composer__row" }, ui.camera, ui.file, ui.selfieFile, ui.input, ui.mic, ui.send, ui.micTip),
   );
   ui.chat = h("div", { class: "bijou-chat" }, ui.log, ui.chips, ui.form);
 
@@ -847,6 +877,16 @@
         msg.append(...renderCards(reply));
         if (!restoring) showStart(msg);
       },
+      picture(img, caption, note, actions) {
+        typing.remove();
+        textEl.textContent = caption;
+        bubble.prepend(img);
+        bubble.append(h("p", { class: "bijou-tryon__note", text: note }), h("div", { class: "bijou-tryon__actions" }, actions));
+        // The result's top in view (not the question above it): the picture is what they asked.
+        const show = () => (ui.log.scrollTop = Math.max(msg.offsetTop - 8, 0));
+        show();
+        img.addEventListener("load", show, { once: true }); // now it has its height
+      },
       fail(message) {
         typing.remove();
         msg.classList.remove("bijou-msg--streaming");
@@ -948,6 +988,7 @@
         ),
       );
     body.append(addButton([card], t("addToCart"), t("addLabel", { title: card.title })));
+    body.append(tryOnButton(card));
     return h(
       "article",
       {
@@ -1003,6 +1044,121 @@
       ),
       addButton(all, t("addSet"), t("addSet")),
     );
+  }
+
+  // --- try-on -------------------------------------------------------------------------
+  // Shown on the cards of the articles the server places (earrings, necklaces, pendants,
+  // sets); hidden until GET /v1/tryon says which.
+  function tryOnButton(card) {
+    const btn = h("button", {
+      type: "button",
+      class: "bijou-btn bijou-btn--ghost bijou-btn--small bijou-tryon",
+      "aria-label": t("tryOnLabel", { title: card.title }),
+      "data-article": card.article || "",
+      text: t("tryOn"),
+      onclick: () => tryOn(card),
+    });
+    btn.hidden = !state.tryon.articles.has(card.article);
+    return btn;
+  }
+
+  async function loadTryOnArticles() {
+    try {
+      const res = await api("/v1/tryon");
+      if (!res.ok) return;
+      state.tryon.articles = new Set((await res.json()).articles || []);
+    } catch {
+      return; // offline: the banner says so; the buttons stay hidden
+    }
+    for (const btn of ui.log.querySelectorAll(".bijou-tryon"))
+      btn.hidden = !state.tryon.articles.has(btn.dataset.article);
+  }
+
+  function tryOn(card) {
+    if (state.busy) {
+      announce(t("busy"));
+      return;
+    }
+    if (!state.tryon.selfie) {
+      askForSelfie(card);
+      return;
+    }
+    sendTryOn(card);
+  }
+
+  function askForSelfie(card) {
+    state.tryon.pending = card;
+    addNote(t("tryOnChoose", { privacy: t("tryOnPrivacy") }));
+    ui.selfieFile.click();
+  }
+
+  async function chooseSelfie(file) {
+    ui.selfieFile.value = "";
+    const card = state.tryon.pending;
+    state.tryon.pending = null;
+    if (!file || !card) return;
+    try {
+      const bitmap = await decode(file);
+      // Re-encoded in the browser: upright, at most PHOTO_MAX_SIDE, and free of EXIF (GPS).
+      const blob = await new Promise((resolve) =>
+        canvasOf(bitmap, PHOTO_MAX_SIDE).toBlob(resolve, "image/jpeg", 0.9),
+      );
+      if (!blob) throw new Error("not encoded");
+      state.tryon.selfie = { blob, thumb: drawJpeg(bitmap, 240, 0.8) };
+    } catch {
+      addNote(t("photoBad"), "warn");
+      return;
+    }
+    sendTryOn(card);
+  }
+
+  async function sendTryOn(card) {
+    const selfie = state.tryon.selfie;
+    // Not remembered in sessionStorage: a reload forgets the photo and the result.
+    addUser({ text: t("tryOnAsk", { title: card.title }), thumb: selfie.thumb });
+    setBusy(true);
+    const bot = addBot(true);
+    announce(t("tryOnWorking"));
+    try {
+      const form = new FormData();
+      form.append("photo", selfie.blob, "photo.jpg");
+      form.append("product_id", card.id);
+      form.append("format", "jpeg");
+      if (state.session) form.append("session_id", state.session);
+      let res = await api("/v1/tryon", { method: "POST", body: form });
+      if (!res.ok) {
+        const err = await failure(res);
+        if (!(lostSession(err) && state.session)) throw err;
+        forgetSession(); // the server forgot the session: try on without it
+        form.delete("session_id");
+        res = await api("/v1/tryon", { method: "POST", body: form });
+        if (!res.ok) throw await failure(res);
+      }
+      const url = URL.createObjectURL(await res.blob());
+      bot.picture(
+        h("img", { class: "bijou-tryon__photo", src: url, alt: t("tryOnAlt", { title: card.title }) }),
+        t("tryOnCaption", { title: card.title }),
+        t("tryOnPrivacy"),
+        [
+          addButton([card], t("addToCart"), t("addLabel", { title: card.title })),
+          h("button", {
+            type: "button",
+            class: "bijou-btn bijou-btn--ghost bijou-btn--small",
+            text: t("tryOnOther"),
+            onclick: () => {
+              if (state.busy) return announce(t("busy"));
+              state.tryon.selfie = null;
+              askForSelfie(card);
+            },
+          }),
+        ],
+      );
+    } catch (err) {
+      bot.fail(err instanceof ApiError ? err.message : t("interrupted"));
+    } finally {
+      setBusy(false);
+      scrollDown(false); // the quick replies came back below and took some of the view
+    }
   }
 
   function renderCards(reply) {
@@ -1222,7 +1378,7 @@
     });
   }
 
-  function drawJpeg(image, maxSide, quality) {
+  function canvasOf(image, maxSide) {
     const scale = Math.min(1, maxSide / Math.max(image.width, image.height));
     const canvas = document.createElement("canvas");
     canvas.width = Math.max(1, Math.round(image.width * scale));
@@ -1231,7 +1387,11 @@
     ctx.fillStyle = "#fff";
     ctx.fillRect(0, 0, canvas.width, canvas.height);
     ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
-    return canvas.toDataURL("image/jpeg", quality);
+    return canvas;
+  }
+
+  function drawJpeg(image, maxSide, quality) {
+    return canvasOf(image, maxSide).toDataURL("image/jpeg", quality);
   }
 
   function readDataUrl(file) {
@@ -1624,6 +1784,7 @@
   function mount() {
     document.body.append(host);
     restore();
+    loadTryOnArticles();
     setCart(null);
     if (state.session) refreshCart();
     if (OPEN_AT_LOAD) openPanel();

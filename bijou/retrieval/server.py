@@ -156,5 +156,8 @@ class ServerBackend:
         response = self.client.facet(self.collection, key, limit=limit, exact=True)
         return [str(hit.value) for hit in response.hits]
 
+    def optimize(self) -> None:
+        """Nothing to do: a Qdrant server runs its optimizers in the background."""
+
     def close(self) -> None:
         self.client.close()

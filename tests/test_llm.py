@@ -267,12 +267,41 @@ def test_backend_errors_are_wrapped(qwen: LlamaChatModel, monkeypatch: pytest.Mo
     def broken(**kwargs: Any) -> Any:
         raise ValueError("boom")
 
-    monkeypatch.setattr(qwen._llama, "create_chat_completion", broken)
+    monkeypatch.setattr(qwen.models[0], "create_chat_completion", broken)
     with pytest.raises(LLMError, match="boom") as err:
         list(qwen.stream([ChatMessage("user", "Hi")]))
     assert isinstance(err.value.__cause__, ValueError)
     monkeypatch.undo()
     assert list(qwen.stream([ChatMessage("user", "Hi")], max_tokens=2, timeout_s=30))
+
+
+def test_queued_work_has_a_deadline(qwen: LlamaChatModel, monkeypatch: pytest.MonkeyPatch):
+    messages = [ChatMessage("user", "Describe a pearl necklace.")]
+    monkeypatch.setattr(qwen, "queue_timeout_s", 0.2)
+    busy = qwen.stream(messages, max_tokens=40)
+    next(busy)  # the one copy is generating
+    start = time.monotonic()
+    with pytest.raises(LLMTimeout, match="queued"):
+        next(qwen.stream(messages, max_tokens=4, timeout_s=30))
+    assert time.monotonic() - start < 2.0  # the queue's limit, not the turn's 30 s
+    busy.close()
+    assert "".join(qwen.stream(messages, max_tokens=4, timeout_s=30)).strip()
+
+
+def test_replicas_serve_concurrent_callers(models_dir: Path, qwen: LlamaChatModel):
+    config = BijouConfig(
+        data_dir=models_dir.parent, threads=1, llm=LLMConfig(replicas=2, queue_timeout_s=0.2)
+    )
+    model = load_chat_model(config)
+    assert isinstance(model, LlamaChatModel) and len(model.models) == 2
+    messages = [ChatMessage("user", "Describe a pearl necklace.")]
+    first, second = model.stream(messages, max_tokens=40), model.stream(messages, max_tokens=40)
+    assert next(first) and next(second)  # both generate at once
+    with pytest.raises(LLMTimeout, match="queued"):
+        next(model.stream(messages, max_tokens=4))
+    first.close()
+    assert next(model.stream(messages, max_tokens=4))  # a freed copy serves the next
+    second.close()
 
 
 def test_chinese_prompt(qwen: LlamaChatModel):

@@ -138,12 +138,20 @@ def _check_deadline(deadline: float | None, timeout_s: float | None) -> None:
         raise LLMTimeout(f"the LLM did not finish within {timeout_s} s")
 
 
-def _acquire(lock: threading.Lock, deadline: float | None, timeout_s: float | None) -> None:
+def _queue_wait(deadline: float | None, queue_timeout_s: float | None) -> float | None:
+    """How long a request may wait for a free model: the queue's limit or what is left of
+    its own deadline, whichever is shorter; None waits until one is free."""
+    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    waits = [w for w in (left, queue_timeout_s) if w is not None]
+    return min(waits) if waits else None
+
+
+def _acquire(lock: threading.Lock, deadline: float | None, queue_timeout_s: float | None) -> None:
     # A stream abandoned but still referenced holds the lock until it is collected; a caller
     # with a deadline gives up rather than wait forever.
-    wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-    if not lock.acquire(timeout=wait):
-        raise LLMTimeout(f"the LLM stayed busy for {timeout_s} s")
+    wait = _queue_wait(deadline, queue_timeout_s)
+    if not lock.acquire(timeout=-1.0 if wait is None else wait):
+        raise LLMTimeout(f"the LLM stayed busy for {wait:.1f} s (queued)")
 
 
 def check_schema(value: Any, schema: dict[str, Any]) -> dict[str, Any]:
@@ -203,8 +211,11 @@ class _ChatBase:
 
 
 class LlamaChatModel(_ChatBase):
-    """A GGUF model on llama.cpp. One generation at a time (a Llama object is not
-    thread-safe); ``timeout_s`` is checked between tokens.
+    """A GGUF model on llama.cpp: ``replicas`` copies, each generating one reply at a time
+    (a Llama object is not thread-safe), shared by concurrent callers; llama.cpp releases
+    the GIL while it computes, so the copies run in parallel on their own threads. A caller
+    waits at most ``queue_timeout_s`` for a free copy; ``timeout_s`` is checked between
+    tokens.
 
     Reproducibility: the sampler is seeded on every call, but llama.cpp reuses the KV cache of
     the previous prompt's common prefix (the system prompt: 0.2 s saved per 40 tokens here),
@@ -225,6 +236,8 @@ class LlamaChatModel(_ChatBase):
         temperature: float = 0.2,
         seed: int = 13,
         reuse_prefix: bool = True,
+        replicas: int = 1,
+        queue_timeout_s: float | None = None,
     ) -> None:
         from llama_cpp import Llama
 
@@ -234,20 +247,35 @@ class LlamaChatModel(_ChatBase):
         self.temperature = temperature
         self.seed = seed
         self.reuse_prefix = reuse_prefix
-        self._lock = threading.Lock()
+        self.queue_timeout_s = queue_timeout_s
         started = time.monotonic()
         try:
-            self._llama = Llama(
-                model_path=str(model_path),
-                n_ctx=context,
-                n_threads=threads,
-                n_threads_batch=threads,
-                seed=seed,
-                verbose=False,
-            )
+            # The weights are memory-mapped: copies share them, each has its own KV cache.
+            self.models = [
+                Llama(
+                    model_path=str(model_path),
+                    n_ctx=context,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    seed=seed,
+                    verbose=False,
+                )
+                for _ in range(replicas)
+            ]
         except Exception as exc:
             raise LLMError(f"llama.cpp could not load {model_path}: {exc}") from exc
+        self._free: queue.Queue[Any] = queue.Queue()
+        for model in self.models:
+            self._free.put(model)
         self.load_s = time.monotonic() - started
+
+    def _take(self, deadline: float | None) -> Any:
+        """A free copy of the model, waiting at most the queue's limit (or the deadline)."""
+        wait = _queue_wait(deadline, self.queue_timeout_s)
+        try:
+            return self._free.get(timeout=wait)
+        except queue.Empty:
+            raise LLMTimeout(f"the LLM stayed busy for {wait:.1f} s (queued)") from None
 
     def stream(
         self,
@@ -274,15 +302,15 @@ class LlamaChatModel(_ChatBase):
     def _generate(
         self, kwargs: dict[str, Any], deadline: float | None, timeout_s: float | None
     ) -> Iterator[str]:
-        _acquire(self._lock, deadline, timeout_s)
+        llama = self._take(deadline)
         chunks: Any = None
         # try/finally in the generator: close() or garbage collection of an abandoned stream
-        # stops llama.cpp and releases the lock.
+        # stops llama.cpp and frees the copy.
         try:
             try:
                 if not self.reuse_prefix:
-                    self._llama.reset()
-                chunks = iter(self._llama.create_chat_completion(**kwargs))
+                    llama.reset()
+                chunks = iter(llama.create_chat_completion(**kwargs))
             except Exception as exc:
                 raise LLMError(f"llama.cpp failed: {exc}") from exc
             while True:
@@ -300,7 +328,7 @@ class LlamaChatModel(_ChatBase):
             if chunks is not None and hasattr(chunks, "close"):
                 with contextlib.suppress(Exception):
                     chunks.close()
-            self._lock.release()
+            self._free.put(llama)
 
 
 class OpenAIChatModel(_ChatBase):
@@ -421,6 +449,7 @@ class TransformersChatModel(_ChatBase):
         max_tokens: int = 160,
         temperature: float = 0.2,
         seed: int = 13,
+        queue_timeout_s: float | None = None,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder never needs the hub
         import torch
@@ -435,6 +464,7 @@ class TransformersChatModel(_ChatBase):
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.seed = seed
+        self.queue_timeout_s = queue_timeout_s
         self._lock = threading.Lock()
         started = time.monotonic()
         try:
@@ -492,7 +522,7 @@ class TransformersChatModel(_ChatBase):
                     device=input_ids.device,
                 )
 
-        _acquire(self._lock, deadline, timeout_s)
+        _acquire(self._lock, deadline, self.queue_timeout_s)
         worker: threading.Thread | None = None
         try:
             try:
@@ -584,6 +614,7 @@ def load_chat_model(config: BijouConfig) -> ChatModel:
             max_tokens=llm.max_tokens,
             temperature=llm.temperature,
             seed=config.seed,
+            queue_timeout_s=llm.queue_timeout_s,
         )
     path = resolve_model_path(llm, config.models_dir)
     return LlamaChatModel(
@@ -594,4 +625,6 @@ def load_chat_model(config: BijouConfig) -> ChatModel:
         max_tokens=llm.max_tokens,
         temperature=llm.temperature,
         seed=config.seed,
+        replicas=llm.replicas,
+        queue_timeout_s=llm.queue_timeout_s,
     )

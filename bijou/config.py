@@ -122,9 +122,9 @@ class LLMConfig(_Section):
     # under load a queued turn falls back now instead of waiting out timeout_s in the queue.
     # None waits as long as the turn's own timeout allows.
     queue_timeout_s: float | None = Field(default=4.0, ge=0)
-    # llama backend: copies of the model in this process, each writing one reply at a time
-    # (concurrent shoppers share them; llama.cpp frees the GIL while it computes). Give each
-    # `threads` so that replicas x threads is the cores the LLM may use.
+    # llama and transformers backends: copies of the model in this process, each writing one
+    # reply at a time, shared by concurrent shoppers (llama.cpp and torch free the GIL while
+    # they compute). On a CPU keep replicas x threads within the cores the LLM may use.
     replicas: int = Field(default=1, ge=1)
     device: str = "cpu"  # transformers backend: cuda on a GPU machine
 

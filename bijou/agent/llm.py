@@ -138,20 +138,30 @@ def _check_deadline(deadline: float | None, timeout_s: float | None) -> None:
         raise LLMTimeout(f"the LLM did not finish within {timeout_s} s")
 
 
-def _queue_wait(deadline: float | None, queue_timeout_s: float | None) -> float | None:
-    """How long a request may wait for a free model: the queue's limit or what is left of
-    its own deadline, whichever is shorter; None waits until one is free."""
-    left = None if deadline is None else max(0.0, deadline - time.monotonic())
-    waits = [w for w in (left, queue_timeout_s) if w is not None]
-    return min(waits) if waits else None
+class ModelPool:
+    """Copies of a model, each used by one caller at a time; a caller waits for a free copy
+    at most ``queue_timeout_s`` or what is left of its own deadline, whichever is shorter
+    (None: as long as it takes). A stream abandoned but still referenced holds its copy
+    until it is collected, so a caller with a deadline gives up rather than wait forever."""
 
+    def __init__(self, models: Sequence[Any], queue_timeout_s: float | None) -> None:
+        self.models = list(models)
+        self.queue_timeout_s = queue_timeout_s
+        self._free: queue.Queue[Any] = queue.Queue()
+        for model in self.models:
+            self._free.put(model)
 
-def _acquire(lock: threading.Lock, deadline: float | None, queue_timeout_s: float | None) -> None:
-    # A stream abandoned but still referenced holds the lock until it is collected; a caller
-    # with a deadline gives up rather than wait forever.
-    wait = _queue_wait(deadline, queue_timeout_s)
-    if not lock.acquire(timeout=-1.0 if wait is None else wait):
-        raise LLMTimeout(f"the LLM stayed busy for {wait:.1f} s (queued)")
+    def take(self, deadline: float | None) -> Any:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        waits = [w for w in (left, self.queue_timeout_s) if w is not None]
+        wait = min(waits) if waits else None
+        try:
+            return self._free.get(timeout=wait)
+        except queue.Empty:
+            raise LLMTimeout(f"the LLM stayed busy for {wait:.1f} s (queued)") from None
+
+    def give_back(self, model: Any) -> None:
+        self._free.put(model)
 
 
 def check_schema(value: Any, schema: dict[str, Any]) -> dict[str, Any]:
@@ -247,11 +257,10 @@ class LlamaChatModel(_ChatBase):
         self.temperature = temperature
         self.seed = seed
         self.reuse_prefix = reuse_prefix
-        self.queue_timeout_s = queue_timeout_s
         started = time.monotonic()
         try:
             # The weights are memory-mapped: copies share them, each has its own KV cache.
-            self.models = [
+            models = [
                 Llama(
                     model_path=str(model_path),
                     n_ctx=context,
@@ -264,18 +273,8 @@ class LlamaChatModel(_ChatBase):
             ]
         except Exception as exc:
             raise LLMError(f"llama.cpp could not load {model_path}: {exc}") from exc
-        self._free: queue.Queue[Any] = queue.Queue()
-        for model in self.models:
-            self._free.put(model)
+        self.pool = ModelPool(models, queue_timeout_s)
         self.load_s = time.monotonic() - started
-
-    def _take(self, deadline: float | None) -> Any:
-        """A free copy of the model, waiting at most the queue's limit (or the deadline)."""
-        wait = _queue_wait(deadline, self.queue_timeout_s)
-        try:
-            return self._free.get(timeout=wait)
-        except queue.Empty:
-            raise LLMTimeout(f"the LLM stayed busy for {wait:.1f} s (queued)") from None
 
     def stream(
         self,
@@ -302,7 +301,7 @@ class LlamaChatModel(_ChatBase):
     def _generate(
         self, kwargs: dict[str, Any], deadline: float | None, timeout_s: float | None
     ) -> Iterator[str]:
-        llama = self._take(deadline)
+        llama = self.pool.take(deadline)
         chunks: Any = None
         # try/finally in the generator: close() or garbage collection of an abandoned stream
         # stops llama.cpp and frees the copy.
@@ -328,7 +327,7 @@ class LlamaChatModel(_ChatBase):
             if chunks is not None and hasattr(chunks, "close"):
                 with contextlib.suppress(Exception):
                     chunks.close()
-            self._free.put(llama)
+            self.pool.give_back(llama)
 
 
 class OpenAIChatModel(_ChatBase):
@@ -449,6 +448,7 @@ class TransformersChatModel(_ChatBase):
         max_tokens: int = 160,
         temperature: float = 0.2,
         seed: int = 13,
+        replicas: int = 1,
         queue_timeout_s: float | None = None,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder never needs the hub
@@ -464,20 +464,24 @@ class TransformersChatModel(_ChatBase):
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.seed = seed
-        self.queue_timeout_s = queue_timeout_s
-        self._lock = threading.Lock()
         started = time.monotonic()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-            self.model = AutoModelForCausalLM.from_pretrained(
-                str(model_dir),
-                local_files_only=True,
-                # bf16/fp16 weights stay half precision on a GPU; a CPU computes in fp32.
-                dtype="auto" if device != "cpu" else torch.float32,
-            ).to(device)
+            # One copy per concurrent generation (a GPU holds several small models).
+            models = [
+                AutoModelForCausalLM.from_pretrained(
+                    str(model_dir),
+                    local_files_only=True,
+                    # bf16/fp16 weights stay half precision on a GPU; a CPU computes in fp32.
+                    dtype="auto" if device != "cpu" else torch.float32,
+                )
+                .to(device)
+                .eval()
+                for _ in range(replicas)
+            ]
         except Exception as exc:
             raise LLMError(f"transformers could not load {model_dir}: {exc}") from exc
-        self.model.eval()
+        self.pool = ModelPool(models, queue_timeout_s)
         self.load_s = time.monotonic() - started
 
     def stream(
@@ -522,7 +526,7 @@ class TransformersChatModel(_ChatBase):
                     device=input_ids.device,
                 )
 
-        _acquire(self._lock, deadline, self.queue_timeout_s)
+        model = self.pool.take(deadline)
         worker: threading.Thread | None = None
         try:
             try:
@@ -553,7 +557,7 @@ class TransformersChatModel(_ChatBase):
                 try:
                     torch.manual_seed(self.seed)
                     with torch.inference_mode():
-                        self.model.generate(**gen_kwargs)
+                        model.generate(**gen_kwargs)
                 except BaseException as exc:
                     state.error = exc
                     streamer.end()  # wake the consumer
@@ -576,7 +580,7 @@ class TransformersChatModel(_ChatBase):
             state.stop.set()
             if worker is not None:
                 worker.join()
-            self._lock.release()
+            self.pool.give_back(model)
 
 
 # --------------------------------------------------------------------------- loading
@@ -614,6 +618,7 @@ def load_chat_model(config: BijouConfig) -> ChatModel:
             max_tokens=llm.max_tokens,
             temperature=llm.temperature,
             seed=config.seed,
+            replicas=llm.replicas,
             queue_timeout_s=llm.queue_timeout_s,
         )
     path = resolve_model_path(llm, config.models_dir)

@@ -62,6 +62,13 @@ class IndexConfig(_Section):
     url: str | None = None
     api_key: str | None = None
     collection: str = "bijou_products"
+    # Server mode, used when the collection is created: shards spread the points over a
+    # cluster's nodes, replicas keep copies of each shard (a node can fail), writes wait for
+    # write_consistency replicas; on_disk keeps vectors memory-mapped, not in RAM.
+    shards: int = Field(default=1, ge=1)
+    replicas: int = Field(default=1, ge=1)
+    write_consistency: int = Field(default=1, ge=1)
+    on_disk: bool = False
 
 
 class IndexingConfig(_Section):

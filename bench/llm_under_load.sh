@@ -31,6 +31,9 @@ uvicorn.run(create_app(config, lambda: LocalBackend.load(config)), port=$PORT, l
     curl -sf "http://127.0.0.1:$PORT/readyz" > /dev/null && break
     sleep 5
   done
+  # One unmeasured turn: the first loads what the agent reads lazily.
+  curl -sf -X POST "http://127.0.0.1:$PORT/v1/chat" -H 'content-type: application/json' \
+    -d '{"message": "gold earrings under 2000"}' > /dev/null
   python bench/load.py --url "http://127.0.0.1:$PORT" --levels 1 5 20 50 --search 0 \
     --voice 0 --seconds "$SECONDS_PER_LEVEL" --json "$OUT/$name.json" | tail -8
   kill -INT "$pid"; wait "$pid" || true

@@ -148,7 +148,7 @@ def markdown(rows: Sequence[dict]) -> str:
         return f"{row[kind]['p50_ms']:.1f} / {row[kind]['p95_ms']:.1f}"
 
     def ratio(row: dict, kind: str) -> str:
-        return f"{row[kind]['p95_ms'] / base[kind]['p95_ms']:.1f}x"
+        return f"{row['search'][kind]['p95_ms'] / base['search'][kind]['p95_ms']:.1f}x"
 
     header = (
         "| catalog | products | text filtered p50 / p95 ms | text unfiltered | photo unfiltered | "
@@ -216,7 +216,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--search-only", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--from-json", type=Path, default=None, help="table and plot of an earlier run's --json"
+    )
     args = parser.parse_args(argv)
+    if args.from_json is not None:
+        rows = json.loads(args.from_json.read_text())
+        print(markdown(rows))
+        if args.plot:
+            plot(rows, args.plot)
+        return
     if args.search_only is not None:
         print(json.dumps(search(args.search_only, args.queries, args.repeats, args.seed)))
         return

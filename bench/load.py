@@ -2,12 +2,15 @@
 search and voice requests for a fixed time.
 
     python bench/load.py [--url http://127.0.0.1:8000] [--chat 20] [--search 8] [--voice 1]
-                         [--seconds 60] [--json OUT]
+                         [--seconds 60] [--levels 1 5 20 50] [--json OUT]
 
 Each chat worker is one shopper holding a session and sending the next message of a scripted
 conversation as soon as the last reply ends; each search worker posts queries back to back;
 each voice worker uploads a synthesized query (espeak-ng) in a loop. Reports per kind:
-requests completed, throughput, p50/p95/p99 latency and errors (any non-2xx or broken stream).
+requests completed, throughput, p50/p95/p99 latency and errors (any non-2xx or broken stream),
+and for chat the share of turns whose LLM text fell back to a template (the reply's
+``fallback``: timed out, queued past ``llm.queue_timeout_s``, or failed the checks). With
+``--levels`` the run is repeated per number of concurrent shoppers and a table printed.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     examples: list[str] = field(default_factory=list)
+    fallbacks: int = 0  # chat turns whose LLM text was replaced by a template
 
     def error(self, what: str) -> None:
         self.errors += 1
@@ -54,6 +58,7 @@ class Tally:
             "p50_ms": round(percentile(ok, 0.5) * 1000, 1) if ok else 0.0,
             "p95_ms": round(percentile(ok, 0.95) * 1000, 1) if ok else 0.0,
             "p99_ms": round(percentile(ok, 0.99) * 1000, 1) if ok else 0.0,
+            "fallback_share": round(self.fallbacks / len(ok), 3) if ok else 0.0,
             "error_examples": self.examples,
         }
 
@@ -80,16 +85,20 @@ async def chat_worker(
                 if response.status_code != 200:
                     tally.error(f"chat {response.status_code}")
                     continue
-                got_reply = False
+                event, reply = "", None
                 async for line in response.aiter_lines():
-                    if line.startswith("data: ") and session is None:
-                        session = json.loads(line[6:]).get("session_id", session)
-                    if line == "event: reply":
-                        got_reply = True
-                    if line == "event: error":
-                        tally.error("chat stream error event")
-                if got_reply:
+                    if line.startswith("event: "):
+                        event = line[7:]
+                        if event == "error":
+                            tally.error("chat stream error event")
+                    elif line.startswith("data: "):
+                        data = json.loads(line[6:])
+                        session = session or data.get("session_id")
+                        if event == "reply":
+                            reply = data
+                if reply is not None:
                     tally.latencies.append(time.monotonic() - start)
+                    tally.fallbacks += bool(reply.get("fallback"))
                 else:
                     tally.error("chat stream ended without a reply")
         except httpx.HTTPError as exc:
@@ -166,17 +175,46 @@ async def run(url: str, chats: int, searches: int, voices: int, seconds: float) 
     }
 
 
+def chat_table(reports: Sequence[dict]) -> str:
+    """Chat turn latency and template share per number of concurrent shoppers."""
+    lines = [
+        "| concurrent shoppers | turns | turns/s | p50 | p95 | p99 | fell back | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in reports:
+        c = r["chat"]
+        lines.append(
+            f"| {r['workers']['chat']} | {c['completed']} | {c['per_s']} | "
+            f"{c['p50_ms'] / 1000:.2f} s | {c['p95_ms'] / 1000:.2f} s | "
+            f"{c['p99_ms'] / 1000:.2f} s | {c['fallback_share']:.0%} | {c['errors']} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--chat", type=int, default=20, help="concurrent chat sessions")
+    parser.add_argument(
+        "--levels",
+        type=int,
+        nargs="+",
+        default=None,
+        help="run once per number of concurrent chat sessions (e.g. 1 5 20 50), in order",
+    )
     parser.add_argument("--search", type=int, default=8, help="concurrent search clients")
     parser.add_argument("--voice", type=int, default=1, help="concurrent voice clients")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    report = asyncio.run(run(args.url, args.chat, args.search, args.voice, args.seconds))
+    levels = args.levels or [args.chat]
+    reports = [
+        asyncio.run(run(args.url, chats, args.search, args.voice, args.seconds)) for chats in levels
+    ]
+    report = reports[0] if args.levels is None else {"levels": reports}
     print(json.dumps(report, indent=2, ensure_ascii=False))
+    if args.levels is not None:
+        print(chat_table(reports))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from PIL import Image
 
 from bijou.catalog.loader import catalog_sources, load_catalog
+from bijou.catalog.schema import Product
 from bijou.config import BijouConfig, load_config
 from bijou.fusion.encoders import load_encoders
 from bijou.metrics import percentile, read_queries
@@ -68,13 +69,16 @@ def measure(
     warmups: Sequence[SearchRequest],
     requests: Sequence[SearchRequest],
     repeats: int,
+    search: Callable[[SearchRequest], object] | None = None,
 ) -> Latency:
+    """``search`` defaults to the engine's whole search (parse, rank, relax, read)."""
+    search = search or engine.search.search
     p50s, p95s = [], []
     for _ in range(repeats):
         # Otherwise every run after the first times cache hits, not embedding + search.
         engine.search._embed_text.cache_clear()
-        time_each(warmups, engine.search.search)
-        timings = time_each(requests, engine.search.search)
+        time_each(warmups, search)
+        timings = time_each(requests, search)
         p50s.append(percentile(timings, 0.50) * 1000)
         p95s.append(percentile(timings, 0.95) * 1000)
     return Latency(len(requests), statistics.median(p50s), statistics.median(p95s))
@@ -86,16 +90,25 @@ def text_requests(path: Path, count: int, rng: random.Random) -> list[SearchRequ
     return [SearchRequest(text, top_k=TOP_K) for text in texts[: WARMUPS + count]]
 
 
-def image_requests(engine: SearchEngine, count: int, rng: random.Random) -> list[SearchRequest]:
+def photos(
+    engine: SearchEngine, count: int, rng: random.Random
+) -> list[tuple[Product, Image.Image]]:
+    """``count`` catalog products with their decoded photos, drawn with ``rng``."""
     catalog, _ = catalog_sources(engine.config)
     products = [p for p in load_catalog(catalog).products if p.image]
-    photos: list[Image.Image] = []
-    for product in rng.sample(products, min(len(products), 3 * (WARMUPS + count))):
-        if len(photos) == WARMUPS + count:
+    found: list[tuple[Product, Image.Image]] = []
+    for product in rng.sample(products, min(len(products), 3 * count)):
+        if len(found) == count:
             break
         if (photo := engine.store.load(product)) is not None:
-            photos.append(photo)
-    return [SearchRequest(image=photo, top_k=TOP_K) for photo in photos]
+            found.append((product, photo))
+    return found
+
+
+def image_requests(engine: SearchEngine, count: int, rng: random.Random) -> list[SearchRequest]:
+    return [
+        SearchRequest(image=photo, top_k=TOP_K) for _, photo in photos(engine, WARMUPS + count, rng)
+    ]
 
 
 def rss_mb() -> tuple[float, float]:

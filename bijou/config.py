@@ -62,6 +62,29 @@ class IndexConfig(_Section):
     url: str | None = None
     api_key: str | None = None
     collection: str = "bijou_products"
+    # Server mode, used when the collection is created: shards spread the points over a
+    # cluster's nodes, replicas keep copies of each shard (a node can fail), writes wait for
+    # write_consistency replicas; on_disk keeps vectors memory-mapped, not in RAM.
+    shards: int = Field(default=1, ge=1)
+    replicas: int = Field(default=1, ge=1)
+    write_consistency: int = Field(default=1, ge=1)
+    on_disk: bool = False
+
+
+class IndexingConfig(_Section):
+    # How `bijou index` encodes: "local" in this process; "ray" with Ray Data, the encoders
+    # as an actor pool (the same code on one machine and on a cluster, see docs/scaling.md).
+    engine: Literal["local", "ray"] = "local"
+    workers: int = Field(default=1, ge=1)  # encoder actors (ray)
+    batch_size: int = Field(default=128, ge=1)  # products per encoding batch and per upsert
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+    # Above 0 each actor asks Ray for that share of a GPU; set the encoders' device to cuda.
+    gpus_per_worker: float = Field(default=0.0, ge=0)
+    threads_per_worker: int = Field(default=1, ge=1)  # torch threads inside each actor
+    # A running cluster ("auto", "ray://head:10001"); None starts Ray in this process.
+    address: str | None = None
+    # Ray's shared-memory store when Ray is started here (bytes); None lets Ray choose.
+    object_store_bytes: int | None = 500_000_000
 
 
 class SearchConfig(_Section):
@@ -102,6 +125,14 @@ class LLMConfig(_Section):
     temperature: float = 0.2
     # A turn whose LLM has not finished by then is answered from a template with the products.
     timeout_s: float = 20.0
+    # Longest wait for a free model before a turn is answered from its template at once:
+    # under load a queued turn falls back now instead of waiting out timeout_s in the queue.
+    # None waits as long as the turn's own timeout allows.
+    queue_timeout_s: float | None = Field(default=4.0, ge=0)
+    # llama and transformers backends: copies of the model in this process, each writing one
+    # reply at a time, shared by concurrent shoppers (llama.cpp and torch free the GIL while
+    # they compute). On a CPU keep replicas x threads within the cores the LLM may use.
+    replicas: int = Field(default=1, ge=1)
     device: str = "cpu"  # transformers backend: cuda on a GPU machine
 
 
@@ -209,6 +240,7 @@ class BijouConfig(_Section):
     clip: ClipConfig = Field(default_factory=ClipConfig)
     fusion: FusionSection = Field(default_factory=FusionSection)
     index: IndexConfig = Field(default_factory=IndexConfig)
+    indexing: IndexingConfig = Field(default_factory=IndexingConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)

@@ -114,3 +114,31 @@ def test_a_build_stopped_midway_is_never_served_and_resumes(
     reopened = open_engine()
     assert reopened.index.serving
     reopened.index.close()
+
+
+def test_server_collection_takes_the_cluster_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shards, replicas and write consistency reach Qdrant when the collection is created
+    (qdrant-client's local mode accepts them but keeps only on_disk, so the call is read)."""
+    from bijou.config import IndexConfig
+    from bijou.retrieval.index import Manifest
+    from bijou.retrieval.server import ServerBackend
+
+    config = IndexConfig(
+        mode="server", url=":memory:", shards=6, replicas=2, write_consistency=2, on_disk=True
+    )
+    backend = ServerBackend(config)
+    sent: dict = {}
+    create = backend.client.create_collection
+
+    def recording(*args: object, **kwargs: object) -> bool:
+        sent.update(kwargs)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(backend.client, "create_collection", recording)
+    backend.create(Manifest(1, {"text": "t"}, {"text": 4, "image": 4, "fused": 4}))
+    assert (sent["shard_number"], sent["replication_factor"]) == (6, 2)
+    assert sent["write_consistency_factor"] == 2
+    params = backend.client.get_collection(config.collection).config.params
+    assert all(params.vectors[name].on_disk for name in ("text", "image", "fused"))
+    assert backend.manifest() == Manifest(1, {"text": "t"}, {"text": 4, "image": 4, "fused": 4})
+    backend.close()

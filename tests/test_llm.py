@@ -267,12 +267,41 @@ def test_backend_errors_are_wrapped(qwen: LlamaChatModel, monkeypatch: pytest.Mo
     def broken(**kwargs: Any) -> Any:
         raise ValueError("boom")
 
-    monkeypatch.setattr(qwen._llama, "create_chat_completion", broken)
+    monkeypatch.setattr(qwen.pool.models[0], "create_chat_completion", broken)
     with pytest.raises(LLMError, match="boom") as err:
         list(qwen.stream([ChatMessage("user", "Hi")]))
     assert isinstance(err.value.__cause__, ValueError)
     monkeypatch.undo()
     assert list(qwen.stream([ChatMessage("user", "Hi")], max_tokens=2, timeout_s=30))
+
+
+def test_queued_work_has_a_deadline(qwen: LlamaChatModel, monkeypatch: pytest.MonkeyPatch):
+    messages = [ChatMessage("user", "Describe a pearl necklace.")]
+    monkeypatch.setattr(qwen, "queue_timeout_s", 0.2)
+    busy = qwen.stream(messages, max_tokens=40)
+    next(busy)  # the one copy is generating
+    start = time.monotonic()
+    with pytest.raises(LLMTimeout, match="queued"):
+        next(qwen.stream(messages, max_tokens=4, timeout_s=30))
+    assert time.monotonic() - start < 2.0  # the queue's limit, not the turn's 30 s
+    busy.close()
+    assert "".join(qwen.stream(messages, max_tokens=4, timeout_s=30)).strip()
+
+
+def test_replicas_serve_concurrent_callers(models_dir: Path, qwen: LlamaChatModel):
+    config = BijouConfig(
+        data_dir=models_dir.parent, threads=1, llm=LLMConfig(replicas=2, queue_timeout_s=0.2)
+    )
+    model = load_chat_model(config)
+    assert isinstance(model, LlamaChatModel) and len(model.pool.models) == 2
+    messages = [ChatMessage("user", "Describe a pearl necklace.")]
+    first, second = model.stream(messages, max_tokens=40), model.stream(messages, max_tokens=40)
+    assert next(first) and next(second)  # both generate at once
+    with pytest.raises(LLMTimeout, match="queued"):
+        next(model.stream(messages, max_tokens=4))
+    first.close()
+    assert next(model.stream(messages, max_tokens=4))  # a freed copy serves the next
+    second.close()
 
 
 def test_chinese_prompt(qwen: LlamaChatModel):
@@ -334,6 +363,47 @@ def test_transformers_backend(tiny_hf_model: Path, tmp_path: Path):
     stream = model.stream(messages, max_tokens=200)
     next(stream)
     stream.close()
+    assert list(model.stream(messages, max_tokens=3, timeout_s=30))
+
+
+def test_gpu_profile_runs_on_cpu(tiny_hf_model: Path, tmp_path: Path):
+    """config.gpu.yaml as a GPU machine would load it, with every device moved to the CPU
+    here (no GPU on CI): its batch sizes reach the encoders, its LLM copies serve two
+    callers at once, and a queued third caller falls back after the profile's deadline."""
+    from PIL import Image
+
+    from bijou.config import load_config
+    from bijou.fusion.encoders import load_encoders
+
+    profile = Path(__file__).parent.parent / "config.gpu.yaml"
+    cpu = {
+        f"BIJOU__{section}__DEVICE": "cpu" for section in ("TEXT_ENCODER", "IMAGE_ENCODER", "LLM")
+    }
+    environ = {
+        **cpu,
+        "BIJOU__DATA_DIR": str(tmp_path),
+        "BIJOU__LLM__MODEL_PATH": str(tiny_hf_model),
+    }
+    config = load_config(profile, environ=environ)
+    assert (config.text_encoder.batch_size, config.image_encoder.batch_size) == (256, 256)
+    assert (config.indexing.engine, config.indexing.gpus_per_worker) == ("ray", 0.5)
+    encoders = load_encoders(config)
+    assert encoders.text.batch_size == 256
+    assert encoders.text.encode(["gold jhumka earrings"]).shape == (1, encoders.text.dim)
+    photo = Image.new("RGB", (60, 80), (212, 175, 55))
+    assert encoders.image.encode([photo]).shape == (1, encoders.image.dim)
+
+    model = load_chat_model(config)
+    assert isinstance(model, llm.TransformersChatModel) and len(model.pool.models) == 4
+    messages = [ChatMessage("user", "hello there")]
+    streams = [model.stream(messages, max_tokens=50) for _ in range(4)]
+    assert all(next(s) is not None for s in streams)  # four generations at once
+    start = time.monotonic()
+    with pytest.raises(LLMTimeout, match="queued"):
+        next(model.stream(messages, max_tokens=3))
+    assert time.monotonic() - start < config.llm.queue_timeout_s + 1.5
+    for stream in streams:
+        stream.close()
     assert list(model.stream(messages, max_tokens=3, timeout_s=30))
 
 

@@ -146,8 +146,11 @@ class ImageCheckpoint:
 class FeatureExtractor:
     """Images -> concatenated backbone and colour features, batched."""
 
-    def __init__(self, backbone: Backbone, input_size: int, batch_size: int) -> None:
-        self.backbone = backbone
+    def __init__(
+        self, backbone: Backbone, input_size: int, batch_size: int, device: str = "cpu"
+    ) -> None:
+        self.device = torch.device(device)
+        self.backbone = backbone.to(self.device)
         self.input_size = input_size
         self.batch_size = batch_size
 
@@ -160,7 +163,7 @@ class FeatureExtractor:
         for start in range(0, len(images), self.batch_size):
             batch = images[start : start + self.batch_size]
             pixels = torch.stack([preprocess(img, self.input_size) for img in batch])
-            deep = self.backbone(pixels).numpy()
+            deep = self.backbone(pixels.to(self.device)).cpu().numpy()
             colour = np.stack([colour_features(img) for img in batch])
             out.append(np.concatenate([deep, colour], axis=1))
         width = self.backbone.net._fc.in_features + COLOUR_DIM
@@ -190,7 +193,8 @@ class EfficientNetImageEncoder:
 def load_backbone(config: BijouConfig, input_size: int) -> FeatureExtractor:
     torch.set_num_threads(config.threads)
     weights = packaged_model_dir(BACKBONE_PACKAGE, BACKBONE_FILE)
-    return FeatureExtractor(Backbone(weights), input_size, config.image_encoder.batch_size)
+    encoder = config.image_encoder
+    return FeatureExtractor(Backbone(weights), input_size, encoder.batch_size, encoder.device)
 
 
 def load_image_encoder(config: BijouConfig) -> EfficientNetImageEncoder:

@@ -160,6 +160,12 @@ class EdgeBackend:
         response = self.shard.facet(qe.FacetRequest(key=key, limit=limit, exact=True))
         return [str(hit.value) for hit in response.hits]
 
+    def optimize(self) -> None:
+        # The embedded engine runs no background optimizer: until this runs, every write
+        # sits in a plain segment that search scans in full.
+        self.shard.optimize()
+        self.shard.flush()
+
     def _close_shard(self) -> None:
         if self._shard is not None:
             self._shard.close()

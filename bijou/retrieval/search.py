@@ -319,13 +319,25 @@ class SearchEngine:
         wanted = {p.id for p in products}
         stale = [pid for pid in current if pid not in wanted] if prune else []
         if changed:
-            self.index.upsert(index_points(changed, self.encoders, self.search.sparse, self.store))
+            # Each batch is flushed as it is written, and the next sync skips what the index
+            # holds by fingerprint: a killed build resumes where it stopped.
+            self.index.upsert(self.encode(changed), batch=self.config.indexing.batch_size)
+            self.index.optimize()
         if stale:
             self.index.delete(stale)
         self.index.mark_complete()
         self.refresh_vocabulary()
         added = sum(p.id not in current for p in changed)
         return SyncReport(added, len(changed) - added, len(stale), len(products) - len(changed))
+
+    def encode(self, products: Sequence[Product]) -> Iterable[IndexPoint]:
+        """Index points of ``products``, encoded here or by Ray actors (``indexing.engine``)."""
+        if self.config.indexing.engine == "ray":
+            from bijou.retrieval.parallel import ray_index_points
+
+            return ray_index_points(products, self.config)
+        batch = self.config.indexing.batch_size
+        return index_points(products, self.encoders, self.search.sparse, self.store, batch)
 
     def payload_outdated(self) -> bool:
         """True when the index's vectors are current but its payloads were written by an

@@ -61,6 +61,7 @@ class ServerBackend:
     def __init__(self, config: IndexConfig) -> None:
         self.client = connect(config)
         self.collection = config.collection
+        self.config = config
 
     def manifest(self) -> Manifest | None:
         if not self.client.collection_exists(self.collection):
@@ -70,8 +71,11 @@ class ServerBackend:
         return Manifest.from_json(raw) if raw else None
 
     def create(self, manifest: Manifest) -> None:
+        c = self.config
         vectors = {
-            name: models.VectorParams(size=manifest.dims[name], distance=models.Distance.COSINE)
+            name: models.VectorParams(
+                size=manifest.dims[name], distance=models.Distance.COSINE, on_disk=c.on_disk
+            )
             for name in DENSE_VECTORS
         }
         sparse = {SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)}
@@ -79,6 +83,10 @@ class ServerBackend:
             self.collection,
             vectors_config=vectors,
             sparse_vectors_config=sparse,
+            shard_number=c.shards,
+            replication_factor=c.replicas,
+            write_consistency_factor=c.write_consistency,
+            on_disk_payload=True,
             metadata={_MANIFEST_KEY: manifest.to_json()},
         )
         for name in KEYWORD_FIELDS:
@@ -155,6 +163,9 @@ class ServerBackend:
     def facet(self, key: str, limit: int) -> list[str]:
         response = self.client.facet(self.collection, key, limit=limit, exact=True)
         return [str(hit.value) for hit in response.hits]
+
+    def optimize(self) -> None:
+        """Nothing to do: a Qdrant server runs its optimizers in the background."""
 
     def close(self) -> None:
         self.client.close()

@@ -636,3 +636,13 @@ def test_a_foreign_currency_is_invented(sentence: str) -> None:
 def test_the_shops_currency_is_fine() -> None:
     grounding = Grounding.of([], "en", "", parser=QueryParser(strict=True), totals=[225])
     assert ReplyVerifier(QueryParser(strict=True)).check("Only ₹225 today.", grounding) == []
+
+
+def test_an_occasion_is_said_only_of_products_for_it_or_when_asked() -> None:
+    casual = grounding(products=[PENDANT])
+    assert "occasion" in kinds("It is a perfect choice for a wedding.", casual)
+    assert "occasion" in kinds("非常适合婚礼场合。", grounding("zh", products=[PENDANT]))
+    assert "occasion" not in kinds("A lovely pick for a wedding.", grounding(products=[NECKLACE]))
+    asked = grounding(said="a pendant for a wedding", products=[PENDANT])
+    assert "occasion" not in kinds("A pretty pendant for the wedding.", asked)
+    assert "occasion" not in kinds("A fine floral pendant.", casual)

@@ -103,6 +103,7 @@ class Grounding:
     articles: frozenset[str]
     brands: frozenset[str]
     materials: frozenset[str]  # English material words found in the products' own text
+    occasions: frozenset[str]  # the products' usages and the shopper's
     language: str
     secret: str  # the system prompt: never quoted
     currency: str = "₹"  # the shop's own: any other currency in a reply is invented
@@ -147,6 +148,7 @@ class Grounding:
                 {p.brand for p in products} | set(request.brands) | set(request.exclude_brands)
             ),
             materials=frozenset(MATERIALS[m.lower()] for m in _materials(text)),
+            occasions=frozenset({p.usage for p in products if p.usage} | set(request.usages)),
             language=language,
             secret=secret,
             currency=currency,
@@ -159,7 +161,8 @@ class Grounding:
 @dataclass(frozen=True)
 class Violation:
     sentence: str
-    # price | budget | amount | currency | colour | article | brand | material | language |
+    # price | budget | amount | currency | colour | article | brand | material | occasion |
+    # language |
     # leak | label | person | echo | self_comparison
     kind: str
     detail: str
@@ -185,6 +188,9 @@ class ReplyVerifier:
         # Generic words ("jewellery") stand for several articles; any shown one grounds them.
         if parsed.articles and not set(parsed.articles) & grounding.articles:
             bad("article", "/".join(parsed.articles))
+        # "A perfect choice for a wedding" of casual earrings nobody asked about for one.
+        if parsed.usages and not set(parsed.usages) & grounding.occasions:
+            bad("occasion", "/".join(parsed.usages))
         for brand in (*parsed.brands, *parsed.exclude_brands):
             if brand not in grounding.brands:
                 bad("brand", brand)

@@ -38,9 +38,11 @@ def _config(path: Path | None, fusion: str | None = None) -> BijouConfig:
         if fusion is not None:
             section = config.fusion.model_validate({"kind": fusion})
             config = config.model_copy(update={"fusion": section})
-        return config
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--config / --fusion") from exc
+    # One data directory for every command, wherever it runs: say which.
+    _err(f"bijou data: {config.data_dir}")
+    return config
 
 
 @app.callback()
@@ -500,6 +502,7 @@ def serve_command(
 
     # The index is built here, before Ray starts, so replicas open a ready index.
     config = settings(args)
+    _err(f"bijou data: {config.data_dir}")
     engine = _engine(config)
     engine.index.close()
 

@@ -5,13 +5,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
+import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 ENV_PREFIX = "BIJOU__"
 CONFIG_ENV = "BIJOU_CONFIG"
+# The data directory (index, sessions, assembled models) when no setting names one.
+HOME_ENV = "BIJOU_HOME"
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    """``$BIJOU_HOME``, else the platform's user data folder (``~/.local/share/bijou`` on
+    Linux): never the working directory, so every command finds the same index."""
+    home = environ.get(HOME_ENV)
+    if home:
+        return Path(home).expanduser().absolute()
+    return Path(platformdirs.user_data_dir("bijou", appauthor=False))
 
 
 Relaxable = Literal["usages", "brands", "colours", "genders", "articles"]
@@ -160,7 +173,8 @@ class SpeechConfig(_Section):
 
 
 class BijouConfig(_Section):
-    data_dir: Path = Path("var")
+    # load_config makes it absolute (a relative path in a file is relative to that file).
+    data_dir: Path = Field(default_factory=lambda: default_data_dir(os.environ))
     threads: int = 2
     seed: int = 13
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
@@ -226,4 +240,12 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: the config must be a YAML mapping")
-    return BijouConfig.model_validate(merge_tree(data, _env_overrides(environ)))
+        if data.get("data_dir"):
+            data["data_dir"] = (path.parent / Path(data["data_dir"]).expanduser()).absolute()
+    tree = merge_tree(data, _env_overrides(environ))
+    tree["data_dir"] = (
+        Path(tree["data_dir"]).expanduser().absolute()
+        if tree.get("data_dir")
+        else default_data_dir(environ)
+    )
+    return BijouConfig.model_validate(tree)

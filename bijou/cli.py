@@ -221,6 +221,42 @@ def index_command(
         engine.index.close()
 
 
+@app.command("ship-vectors")
+def ship_vectors_command(
+    config_path: ConfigOption = None,
+    out: Annotated[Path | None, typer.Option(help="default: the file the package ships")] = None,
+) -> None:
+    """Write the catalog's text and image vectors from the index (built by the configured
+    encoders) to the file a first run reuses: run after retraining an encoder."""
+    from bijou.retrieval.shipped import SHIPPED_VECTORS, write_shipped
+
+    config = _config(config_path)
+    engine = _engine(config)
+    try:
+        manifest = engine.index.manifest
+        versions = engine.encoders.versions
+        assert manifest is not None
+        if any(manifest.encoders.get(k) != versions[k] for k in ("text", "image")):
+            raise typer.BadParameter(
+                f"the index holds {manifest.encoders}, the encoders are {versions}: "
+                "run `bijou index --rebuild` first"
+            )
+        catalog_path, _ = catalog_sources(config)
+        products = load_catalog(catalog_path).products
+        current = engine.index.fingerprints()
+        fresh = [p for p in products if current.get(p.id) == p.fingerprint]
+        vectors: dict[str, dict] = {}
+        for start in range(0, len(fresh), 1000):
+            part = [p.id for p in fresh[start : start + 1000]]
+            vectors |= engine.index.vectors(part, ["text", "image"])
+        path = out or SHIPPED_VECTORS
+        counts = write_shipped(path, fresh, vectors, engine.store, versions)
+    finally:
+        engine.index.close()
+    _err(f"wrote {path}: {counts['text']} text and {counts['image']} image vectors, "
+         f"{path.stat().st_size / 1e6:.1f} MB")
+
+
 @app.command("upsert")
 def upsert_command(
     catalog: Annotated[Path, typer.Argument(help="JSONL or CSV of products to add or update")],
@@ -753,3 +789,4 @@ def run() -> None:
     except (IndexBusyError, IndexMismatchError, FileNotFoundError) as exc:
         _err(f"bijou: {exc}")
         sys.exit(1)
+

@@ -4,8 +4,8 @@ variables, and passed down explicitly. Every model is swappable here."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
@@ -75,6 +75,9 @@ class IndexConfig(_Section):
     url: str | None = None
     api_key: str | None = None
     collection: str = "bijou_products"
+    # Reuse the vectors shipped for the bundled catalog where they are what the configured
+    # encoders compute (checked per product by fingerprint): a first run in seconds.
+    shipped_vectors: bool = True
 
 
 class SearchConfig(_Section):

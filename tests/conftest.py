@@ -78,7 +78,9 @@ def small_engine(
 ) -> SearchEngine:
     """An embedded index of the small catalog, built once for the search and CLI tests."""
     data_dir = tmp_path_factory.mktemp("data")
-    config = BijouConfig.model_validate({"data_dir": data_dir, "catalog": {"path": small_catalog}})
+    # Encoded here, not from the shipped vectors: the tests compare against real encodings.
+    raw = {"data_dir": data_dir, "catalog": {"path": small_catalog}}
+    config = BijouConfig.model_validate({**raw, "index": {"shipped_vectors": False}})
     engine = SearchEngine.load(config, encoders)
     engine.sync(load_catalog(small_catalog).products)
     return engine

@@ -25,6 +25,7 @@ from bijou.fusion.video import product_videos
 from bijou.retrieval.index import DENSE_VECTORS, Hit, IndexPoint, ProductIndex, Sparse, VectorQuery
 from bijou.retrieval.look import LOOK_VERSION
 from bijou.retrieval.query import ParsedQuery, QueryFilters, QueryParser
+from bijou.retrieval.shipped import ShippedVectors
 
 # BM25 document weights depend on these; they are part of the index's encoder versions.
 BM25_CONFIG = {"k": 1.2, "b": 0.75, "avg_len": 80.0, "language": "english"}
@@ -242,6 +243,28 @@ def index_points(
     bar.close()
 
 
+def held_points(
+    products: Sequence[Product],
+    held: dict[str, dict[str, np.ndarray]],
+    encoders: Encoders,
+    sparse: SparseEncoder,
+    store: MediaStore,
+    batch: int = 512,
+) -> Iterable[IndexPoint]:
+    """Index points from vectors computed before (shipped ones): only the fused vector, when
+    a fusion model is configured, and BM25 are computed here."""
+    for start in range(0, len(products), batch):
+        chunk = products[start : start + batch]
+        texts = np.stack([held[p.id]["text"] for p in chunk])
+        images = {i: held[p.id]["image"] for i, p in enumerate(chunk) if "image" in held[p.id]}
+        fused = fuse_products(encoders, chunk, texts, images, store)
+        for i, product in enumerate(chunk):
+            dense = dict(held[product.id])
+            if fused is not None:
+                dense["fused"] = fused[i]
+            yield IndexPoint(product, dense, sparse.document(product.document()))
+
+
 def fuse_products(
     encoders: Encoders,
     products: Sequence[Product],
@@ -276,6 +299,7 @@ class SearchEngine:
     encoders: Encoders
     search: ProductSearch
     store: MediaStore
+    shipped: ShippedVectors | None = None
 
     @classmethod
     def load(cls, config: BijouConfig, encoders: Encoders | None = None) -> SearchEngine:
@@ -294,6 +318,7 @@ class SearchEngine:
             encoders,
             ProductSearch(index, encoders, config.search),
             MediaStore(images),
+            ShippedVectors.load() if config.index.shipped_vectors else None,
         )
         engine.refresh_vocabulary()
         return engine
@@ -319,12 +344,28 @@ class SearchEngine:
         wanted = {p.id for p in products}
         stale = [pid for pid in current if pid not in wanted] if prune else []
         if changed:
-            self.index.upsert(index_points(changed, self.encoders, self.search.sparse, self.store))
+            self.index.upsert(self._points(changed))
         if stale:
             self.index.delete(stale)
         self.refresh_vocabulary()
         added = sum(p.id not in current for p in changed)
         return SyncReport(added, len(changed) - added, len(stale), len(products) - len(changed))
+
+    def _points(self, products: Sequence[Product]) -> Iterable[IndexPoint]:
+        """Index points for ``products``: shipped vectors where they are what the configured
+        encoders would compute, the rest encoded."""
+        held = (
+            self.shipped.vectors_for(products, self.store, self.encoders.versions)
+            if self.shipped is not None
+            else {}
+        )
+        sparse = self.search.sparse
+        if held:
+            reused = [p for p in products if p.id in held]
+            yield from held_points(reused, held, self.encoders, sparse, self.store)
+        rest = [p for p in products if p.id not in held]
+        if rest:
+            yield from index_points(rest, self.encoders, sparse, self.store)
 
     def payload_outdated(self) -> bool:
         """True when the index's vectors are current but its payloads were written by an

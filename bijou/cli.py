@@ -497,6 +497,24 @@ def chat_command(
         agent.close()
 
 
+@app.command("mcp")
+def mcp_command(config_path: ConfigOption = None) -> None:
+    """Serve the shop's catalog, knowledge and carts to an AI assistant over MCP (stdio):
+    the assistant starts this command (see the README for its config)."""
+    import anyio
+
+    from bijou.serve.local import LocalBackend
+    from bijou.serve.mcp import build_mcp
+
+    config = _config(config_path)
+    engine = _engine(config)  # stdout is the protocol: everything else goes to stderr
+    backend = LocalBackend.load(config, engine)
+    try:
+        anyio.run(build_mcp(config, lambda: backend).run_stdio_async)
+    finally:
+        backend.close()
+
+
 SERVE_YAML = Path(__file__).parent / "serve" / "serve.yaml"
 
 
@@ -790,3 +808,6 @@ def run() -> None:
         _err(f"bijou: {exc}")
         sys.exit(1)
 
+
+if __name__ == "__main__":
+    run()

@@ -155,6 +155,11 @@ class ServeConfig(_Section):
     max_upload_bytes: int = 8_000_000  # photos
     # Shop sites that may embed the widget ("*": any).
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    # Where an assistant (MCP checkout tool) sends the shopper to pay: {cart_id} is the cart's
+    # id (GET /v1/sessions/{cart_id}/cart), {items} is "id:qty,id:qty" (a Shopify cart
+    # permalink: https://shop.example/cart/{items}). None: no checkout hand-off.
+    checkout_url: str | None = None
+    mcp: bool = True  # serve the MCP server at /mcp
 
 
 class SpeechConfig(_Section):

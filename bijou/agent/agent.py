@@ -127,6 +127,22 @@ class ShoppingAgent:
     def start_session(self, shopper_id: str | None = None) -> str:
         return self.store.create_session(shopper_id).id
 
+    def run_tool(
+        self,
+        name: str,
+        args: dict[str, object],
+        session_id: str | None = None,
+        image: Image.Image | None = None,
+        state: DialogState | None = None,
+    ) -> ToolResult:
+        """One tool called from outside a conversation (an MCP client): the cart tools act on
+        ``session_id``'s cart (an unknown one raises UnknownSessionError), the read tools
+        under ``state``'s constraints (none by default)."""
+        if session_id is not None:
+            self.store.cart(session_id)
+        ctx = ShopContext(self.shop, self.store, session_id or "", state or DialogState(), image)
+        return tools.call(name, ctx, **args)
+
     @property
     def understander(self) -> Understander:
         """The understanding pipeline on the shop's current parser (it learns new brands)."""

@@ -16,6 +16,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Literal, Protocol
 
@@ -41,11 +42,13 @@ from starlette.requests import HTTPConnection
 
 from bijou.agent.agent import AgentEvent, ProductView, Reply, ReplyDone, TextDelta
 from bijou.agent.memory import NotInCartError, UnknownSessionError
-from bijou.agent.tools import CartItem
+from bijou.agent.state import DialogState
+from bijou.agent.tools import CartItem, ToolResult
 from bijou.catalog.media import ImageDecodeError, decode_image
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
 from bijou.retrieval.search import SearchRequest, SearchResult
+from bijou.serve.mcp import StreamableMCP, build_mcp
 from bijou.serve.speech import AudioDecodeError, Transcript
 
 # The widget and the demo shop page ship inside the package, so an installed wheel serves them.
@@ -75,6 +78,14 @@ class Backend(Protocol):
     async def delete_session(self, session_id: str) -> None: ...
     async def upsert(self, products: list[Product]) -> int: ...
     async def delete(self, product_ids: list[str]) -> int: ...
+    async def tool(
+        self,
+        name: str,
+        args: dict[str, object],
+        session_id: str | None = None,
+        image: Image.Image | None = None,
+        state: DialogState | None = None,
+    ) -> ToolResult: ...
 
 
 # --- request and response models ---------------------------------------------------------
@@ -155,7 +166,11 @@ class OpenAIChatIn(BaseModel):
 
 def backend_of(connection: HTTPConnection) -> Backend:
     """The app's backend, made on first use (on the replica, under Ray)."""
-    state = connection.app.state
+    return _backend(connection.app)
+
+
+def _backend(app: FastAPI) -> Backend:
+    state = app.state
     if state.backend is None:
         state.backend = state.backend_factory()
     return state.backend
@@ -514,10 +529,20 @@ ROUTERS = (health, carts, chat, catalog, admin, openai)
 
 def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> FastAPI:
     """The app; ``backend_factory`` runs once, on first use (in the replica, under Ray)."""
+    mcp: StreamableMCP | None = None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if mcp is not None:
+                await stack.enter_async_context(mcp.lifespan())
+            yield
+
     app = FastAPI(
         title="Bijou",
         version="0.1.0",
         description="Conversational shopping for jewelry shops: chat, voice, photo search.",
+        lifespan=lifespan,
     )
     app.add_middleware(
         CORSMiddleware,
@@ -540,6 +565,11 @@ def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> F
 
     for router in ROUTERS:
         app.include_router(router)
+    if config.serve.mcp:
+        # The same tools for any AI assistant (streamable HTTP); see bijou.serve.mcp.
+        mcp = StreamableMCP(build_mcp(config, lambda: _backend(app)), config.serve.host)
+        app.router.add_route("/mcp", mcp, methods=["GET", "POST", "DELETE"],
+                             include_in_schema=False)  # fmt: skip
     # The widget and the demo shop page.
     app.mount("/widget", StaticFiles(directory=WEB_DIR), name="widget")
 

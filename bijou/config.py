@@ -80,6 +80,26 @@ class IndexConfig(_Section):
     shipped_vectors: bool = True
 
 
+class KnowledgeConfig(_Section):
+    """The shop's own documents (policies, care, sizes): bijou.retrieval.knowledge."""
+
+    path: Path | None = None  # a folder of Markdown files; None = the bundled demo shop's
+    collection: str = "bijou_knowledge"  # beside the products, in the same Qdrant
+    top_k: int = Field(default=4, ge=1, le=20)  # sections retrieved per question
+    # Below this cosine similarity a section does not answer the question (set on the
+    # questions in eval/knowledge/dev.jsonl, docs/knowledge.md).
+    min_score: float = Field(default=0.5, ge=-1.0, le=1.0)
+    runner_up_margin: float = Field(default=0.05, ge=0.0)  # a second section this close too
+    max_passages: int = Field(default=2, ge=1, le=5)
+    # Question topics (the lexicon's attributes) the shop's pages answer before a product's
+    # listing; for any other, the pages answer only where the listing is silent.
+    topics: list[str] = Field(
+        default_factory=lambda: [
+            "delivery", "returns", "packaging", "payment", "engraving", "purity",
+        ]
+    )
+
+
 class SearchConfig(_Section):
     prefetch_limit: int = 100
     rrf_k: int = 60
@@ -197,6 +217,7 @@ class BijouConfig(_Section):
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     speech: SpeechConfig = Field(default_factory=SpeechConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
 
     @property
     def index_dir(self) -> Path:

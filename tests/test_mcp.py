@@ -7,17 +7,15 @@ from __future__ import annotations
 import base64
 import io
 import os
-import socket
 import sys
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-import uvicorn
+from fastapi import FastAPI
 from mcp import Client, StdioServerParameters
 
 from bijou.agent.agent import ShoppingAgent
@@ -34,14 +32,8 @@ from bijou.serve.speech import SpeechToText
 CHECKOUT = "https://shop.example/cart/{items}?ref={cart_id}"
 TOOLS = {
     "search_catalog", "get_product", "find_complements", "build_look", "create_cart",
-    "get_cart", "update_cart", "checkout",
+    "get_cart", "update_cart", "checkout", "search_shop_policies", "convert_size",
 }  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +42,7 @@ def mcp_url(
     finder: ComplementFinder,
     chat_model: ChatModel,
     tmp_path_factory: pytest.TempPathFactory,
+    serve_app: Callable[[FastAPI], AbstractContextManager[str]],
 ) -> Iterator[str]:
     """The HTTP app served by uvicorn on a free port, as `bijou serve` serves it."""
     folder = tmp_path_factory.mktemp("mcp")
@@ -58,19 +51,8 @@ def mcp_url(
     store = SessionStore(folder / "sessions.sqlite3")
     agent = ShoppingAgent(config, LocalShop(small_engine, finder), store, chat_model)
     backend = LocalBackend(agent, small_engine, SpeechToText.load(config))
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(config, lambda: backend), port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/mcp"
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(create_app(config, lambda: backend)) as base:
+        yield f"{base}/mcp"
     store.close()
 
 
@@ -147,6 +129,22 @@ def test_http_catalog_tools(mcp_url: str, small_products: list[Product], small_e
             earring.price + sum(i["price"] for i in look["items"])
         )
 
+        async def ask(question: str) -> dict[str, Any]:
+            return _data(await client.call_tool("search_shop_policies", {"question": question}))
+
+        async def size(**args: str) -> Any:
+            return await client.call_tool("convert_size", args)
+
+        policy = await ask("how many days do I have to send back a necklace for a refund?")
+        assert policy["answered"] and policy["pages"][0]["source"] == "returns-and-exchanges.md"
+        assert "15 days" in policy["pages"][0]["text"]
+        assert await ask("what are your opening hours?") == {"answered": False, "pages": []}
+        ring = _data(await size(system="us", size="7"))
+        assert ring["exact"] and ring["sizes"]["uk"] == "N½" and ring["sizes"]["india"] == "14"
+        bangle = _data(await size(kind="bangle", system="india", size="2-6"))
+        assert bangle["sizes"]["china"] == "60"
+        assert "not a UK" in _error(await size(system="uk", size="99"))
+
         # What a caller gets wrong is the tool's error, with the reason.
         missing = await client.call_tool("get_product", {"product_id": "no-such-id"})
         assert "no product" in _error(missing)
@@ -222,6 +220,11 @@ def test_stdio_bijou_mcp(
         assert product.id in [p["id"] for p in found["products"]]
         assert _data(await client.call_tool("get_product", {"product_id": product.id}))
         assert _data(await client.call_tool("find_complements", {"product_id": product.id}))
+        policy = {"question": "do you deliver outside India?"}
+        answer = _data(await client.call_tool("search_shop_policies", policy))
+        assert answer["pages"][0]["source"] == "delivery.md"
+        sizes = _data(await client.call_tool("convert_size", {"system": "uk", "size": "N½"}))
+        assert sizes["sizes"]["us"] == "7"
         look = await client.call_tool("build_look", {"product_id": product.id})
         assert look.is_error or look.structured_content["items"]
         cart = _data(await client.call_tool(

@@ -29,6 +29,8 @@ from bijou.config import BijouConfig
 BUNDLED_DIR = Path(__file__).parent / "data"
 BUNDLED_CATALOG = BUNDLED_DIR / "products.jsonl.gz"
 BUNDLED_IMAGES = BUNDLED_DIR / "images.zip"
+# The demo shop's own documents (policies, care, size charts) and its size chart data.
+BUNDLED_SHOP = Path(__file__).parent / "shop"
 
 MIN_PRICE = 1.0
 VIDEO_SUFFIXES = (".mp4", ".webm")

@@ -23,8 +23,10 @@ from bijou.config import BijouConfig, SearchConfig
 from bijou.fusion.encoders import Encoders, load_encoders
 from bijou.fusion.video import product_videos
 from bijou.retrieval.index import DENSE_VECTORS, Hit, IndexPoint, ProductIndex, Sparse, VectorQuery
+from bijou.retrieval.knowledge import ShopKnowledge
 from bijou.retrieval.look import LOOK_VERSION
 from bijou.retrieval.query import ParsedQuery, QueryFilters, QueryParser
+from bijou.retrieval.server import ServerBackend
 from bijou.retrieval.shipped import ShippedVectors
 
 # BM25 document weights depend on these; they are part of the index's encoder versions.
@@ -300,6 +302,24 @@ class SearchEngine:
     search: ProductSearch
     store: MediaStore
     shipped: ShippedVectors | None = None
+    _knowledge: ShopKnowledge | None = None
+
+    @property
+    def knowledge(self) -> ShopKnowledge:
+        """The shop's documents in the collection beside the products (opened on first use;
+        indexed again only when the documents or the text encoder changed)."""
+        if self._knowledge is None:
+            # A Qdrant server's connection is shared (qdrant-client's local mode admits one).
+            backend = self.index.backend
+            client = backend.client if isinstance(backend, ServerBackend) else None
+            self._knowledge = ShopKnowledge.open(self.config, self.encoders.text, client)
+        return self._knowledge
+
+    def close(self) -> None:
+        self.index.close()
+        if self._knowledge is not None:
+            self._knowledge.close()
+            self._knowledge = None
 
     @classmethod
     def load(cls, config: BijouConfig, encoders: Encoders | None = None) -> SearchEngine:

@@ -35,9 +35,10 @@ from bijou.catalog.schema import Product
 from bijou.config import BijouConfig, load_config, merge_tree
 from bijou.fusion.encoders import Encoders
 from bijou.retrieval.complements import Bundle, Complement
+from bijou.retrieval.knowledge import KnowledgeAnswer
 from bijou.retrieval.query import QueryParser
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
-from bijou.retrieval.shop import LocalShop
+from bijou.retrieval.shop import LocalShop, size_chart_of
 from bijou.serve.api import create_app
 from bijou.serve.speech import SpeechToText, Transcript
 
@@ -190,6 +191,9 @@ class Retriever:
     def bundle(self, anchor: Product, **options: Any) -> Bundle | None:
         return self.shop.bundle(anchor, **options)
 
+    def answer(self, question: str) -> KnowledgeAnswer:
+        return self.shop.answer(question)
+
     def upsert(self, products: list[Product]) -> int:
         return self.shop.engine.upsert(products)
 
@@ -200,8 +204,9 @@ class Retriever:
 class RemoteShop:
     """The agent's `Shop`, answered by the Retriever deployment."""
 
-    def __init__(self, retriever: DeploymentHandle) -> None:
+    def __init__(self, retriever: DeploymentHandle, size_chart: Path) -> None:
         self.retriever = retriever
+        self.size_chart = size_chart
         self._parser: QueryParser | None = None
         self._parser_at = 0.0
 
@@ -230,6 +235,9 @@ class RemoteShop:
     def bundle(self, anchor: Product, **options: Any) -> Bundle | None:
         return self.retriever.bundle.remote(anchor, **options).result()
 
+    def answer(self, question: str) -> KnowledgeAnswer:
+        return self.retriever.answer.remote(question).result()
+
 
 # --- agent ---------------------------------------------------------------------------------
 @serve.deployment
@@ -237,7 +245,7 @@ class Agent:
     """The LLM, dialog state and carts (SQLite on this replica's node)."""
 
     def __init__(self, config: BijouConfig, retriever: DeploymentHandle) -> None:
-        shop = RemoteShop(retriever)
+        shop = RemoteShop(retriever, size_chart_of(config))
         self.agent = ShoppingAgent(config, shop, SessionStore.open(config), load_chat_model(config))
 
     def ready(self) -> bool:

@@ -87,6 +87,28 @@ class Look(BaseModel):
     budget: float | None
 
 
+class ShopPage(BaseModel):
+    source: str  # the document, e.g. "returns-and-exchanges.md"
+    title: str
+    section: str
+    text: str  # the section as the shop wrote it
+    score: float
+
+
+class ShopAnswer(BaseModel):
+    answered: bool  # False: the shop's documents do not say; do not guess
+    pages: list[ShopPage]
+
+
+class SizeOut(BaseModel):
+    kind: str
+    asked: str
+    exact: bool  # False: the nearest size on the chart
+    sizes: dict[str, str]  # us, uk, eu, india, china
+    diameter_mm: float
+    circumference_mm: float
+
+
 class LineItem(BaseModel):
     product_id: str = Field(min_length=1, max_length=200)
     quantity: int = Field(ge=0, le=99, description="0 removes the line (update_cart)")
@@ -248,6 +270,36 @@ def build_mcp(config: BijouConfig, backend_of: Callable[[], ShopTools]) -> MCPSe
             total=bundle.total,
             budget=bundle.budget,
         )
+
+    @server.tool(annotations=READ)
+    async def search_shop_policies(
+        question: Annotated[str, Field(min_length=1, max_length=500)],
+    ) -> ShopAnswer:
+        """Answer a question about the shop (returns, exchanges, delivery, payment, care of
+        silver and gold-plated pieces, purity and hallmarks, gemstones, ring and bangle
+        sizes, gift wrapping, engraving) from the shop's own pages, quoted with their source.
+        answered=false means the pages do not say: tell the shopper so, do not guess."""
+        result = await run("answer_shop_question", {"question": question})
+        pages = [ShopPage(source=p.source, title=p.title, section=p.section, text=p.text,
+                          score=round(p.score, 3)) for p in result.passages]  # fmt: skip
+        return ShopAnswer(answered=bool(pages), pages=pages)
+
+    @server.tool(annotations=READ)
+    async def convert_size(
+        system: Annotated[str, Field(description="us, uk, eu, india, china, or a measurement: "
+                                     "diameter_mm or circumference_mm")],
+        size: Annotated[str, Field(max_length=20, description="'7', 'N½', '2-6', '54'...")],
+        kind: Annotated[str, Field(description="ring or bangle")] = "ring",
+    ) -> SizeOut:
+        """A ring or bangle size in US, UK, EU, Indian and Chinese sizes and millimetres, from
+        the shop's size chart."""
+        result = await run("convert_size", {"kind": kind, "system": system, "size": size})
+        if result.size is None:
+            raise ToolError(result.error or "unknown size")
+        row = result.size.row
+        return SizeOut(kind=result.size.kind, asked=f"{system} {size}", exact=result.size.exact,
+                       sizes=row.sizes, diameter_mm=row.diameter_mm,
+                       circumference_mm=row.circumference_mm)  # fmt: skip
 
     @server.tool(annotations=CART)
     async def create_cart(

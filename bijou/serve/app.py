@@ -258,6 +258,12 @@ class Agent:
         sessions = self.agent.store.sessions_of(shopper_id)
         return sessions[-1] if sessions else self.agent.start_session(shopper_id)
 
+    def conversation(self, digest: str) -> str | None:
+        return self.agent.store.conversation(digest)
+
+    def remember_conversation(self, digest: str, session_id: str) -> None:
+        self.agent.store.remember_conversation(digest, session_id)
+
     def chat(
         self, session_id: str, message: str, image: Image.Image | None
     ) -> Iterator[AgentEvent]:
@@ -313,6 +319,12 @@ class RayBackend:
 
     async def latest_session(self, shopper_id: str) -> str:
         return await self.agent.latest_session.remote(shopper_id)
+
+    async def conversation(self, digest: str) -> str | None:
+        return await self.agent.conversation.remote(digest)
+
+    async def remember_conversation(self, digest: str, session_id: str) -> None:
+        await self.agent.remember_conversation.remote(digest, session_id)
 
     async def chat(
         self, session_id: str, message: str, image: Image.Image | None

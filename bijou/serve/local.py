@@ -41,6 +41,12 @@ class LocalBackend:
         sessions = await run_in_threadpool(self.agent.store.sessions_of, shopper_id)
         return sessions[-1] if sessions else await self.create_session(shopper_id)
 
+    async def conversation(self, digest: str) -> str | None:
+        return await run_in_threadpool(self.agent.store.conversation, digest)
+
+    async def remember_conversation(self, digest: str, session_id: str) -> None:
+        await run_in_threadpool(self.agent.store.remember_conversation, digest, session_id)
+
     def chat(
         self, session_id: str, message: str, image: Image.Image | None
     ) -> AsyncIterator[AgentEvent]:

@@ -278,6 +278,55 @@ def upsert_command(
         engine.index.close()
 
 
+@app.command("import")
+def import_command(
+    kind: Annotated[str, typer.Argument(help="shopify | woocommerce")],
+    export: Annotated[Path, typer.Argument(help="the shop's product export (CSV)")],
+    images: Annotated[
+        Path | None, typer.Option(help="a folder with the export's images (URLs are looked "
+                                  "up here by file name; nothing is downloaded)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="where the catalog goes (default: <data>/imports/<name>)")
+    ] = None,
+    index: Annotated[bool, typer.Option(help="add the products to the index")] = True,
+    config_path: ConfigOption = None,
+) -> None:
+    """Import a Shopify or WooCommerce product export: writes a Bijou catalog (JSONL and its
+    images) and adds the products to the index; every bad row is reported with its line."""
+    from bijou.catalog.imports import FORMATS, import_export
+
+    if kind not in FORMATS:
+        raise typer.BadParameter(f"choose {' or '.join(FORMATS)}", param_hint="KIND")
+    if not export.is_file():
+        raise typer.BadParameter(f"no such file: {export}", param_hint="EXPORT")
+    if images is not None and not images.is_dir():
+        raise typer.BadParameter(f"not a folder: {images}", param_hint="--images")
+    config = _config(config_path)
+    folder = out or config.data_dir / "imports" / export.stem
+    result = import_export(kind, export, images, folder / "images")
+    for problem in result.errors:
+        _err(f"{export}: {problem}")
+    for problem in result.warnings:
+        _err(f"{export}: warning: {problem}")
+    _err(result.summary())
+    folder.mkdir(parents=True, exist_ok=True)
+    catalog = folder / "products.jsonl"
+    with catalog.open("w", encoding="utf-8") as handle:
+        for product in result.products:
+            handle.write(product.model_dump_json(exclude_none=True) + "\n")
+    _err(f"wrote {catalog}")
+    if index and result.products:
+        engine = _engine(config)
+        try:
+            count = engine.upsert(result.products, folder / "images")
+            _err(f"index: {count} upserted, {engine.index.count()} products in all")
+        finally:
+            engine.index.close()
+    if not result.products:
+        raise typer.Exit(1)
+
+
 @app.command("delete")
 def delete_command(
     product_ids: Annotated[list[str], typer.Argument(help="product ids to remove")],

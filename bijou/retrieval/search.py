@@ -6,6 +6,7 @@ which; exact matches always rank first."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -303,11 +304,16 @@ class SearchEngine:
     store: MediaStore
     shipped: ShippedVectors | None = None
     _knowledge: ShopKnowledge | None = None
+    _knowledge_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def knowledge(self) -> ShopKnowledge:
-        """The shop's documents in the collection beside the products (opened on first use;
-        indexed again only when the documents or the text encoder changed)."""
+        """The shop's documents in the collection beside the products (opened on first use,
+        by one thread; indexed again only when the documents or the text encoder changed)."""
+        with self._knowledge_lock:
+            return self._open_knowledge()
+
+    def _open_knowledge(self) -> ShopKnowledge:
         if self._knowledge is None:
             # A Qdrant server's connection is shared (qdrant-client's local mode admits one).
             backend = self.index.backend

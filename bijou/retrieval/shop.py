@@ -81,7 +81,6 @@ class LocalShop:
         products = engine.index.get_many(list(engine.index.fingerprints()))
         pairings = PairingTable.load_or_mine(products, config.data_dir / "pairings.json")
         finder = ComplementFinder(engine.index, pairings, compatibility=Compatibility.load())
-        engine.knowledge  # noqa: B018 - opened (indexed if the documents changed) before serving
         return cls(engine, finder)
 
     @property

@@ -15,6 +15,7 @@ Retriever must stay at one replica; with a Qdrant server it scales to many.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
@@ -160,6 +161,9 @@ class Retriever:
         fuser = _RemoteFuser(fusion) if fusion is not None else None
         encoders = Encoders(_RemoteEncoder(text), _RemoteEncoder(image), fuser)  # type: ignore[arg-type]
         self.shop = LocalShop.load(config, SearchEngine.load(config, encoders))
+        # The shop's pages are indexed off the event loop (the remote encoder blocks), in
+        # the background: search serves meanwhile; a first question waits for them.
+        threading.Thread(target=lambda: self.shop.engine.knowledge, daemon=True).start()
 
     def ready(self) -> bool:
         return self.shop.engine.index.manifest is not None

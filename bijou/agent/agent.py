@@ -25,7 +25,7 @@ from bijou.agent.memory import NotInCartError, SessionStore
 from bijou.agent.opinion import LLMMoveOpinion
 from bijou.agent.phrases import money, say
 from bijou.agent.state import DialogState
-from bijou.agent.tools import CartItem, ShopContext, ToolResult
+from bijou.agent.tools import CartItem, ShopContext, ToolCall, ToolResult
 from bijou.agent.turns import apply_constraints, cheaper, exclude_brand_of, referenced, remember
 from bijou.agent.verify import Grounding, ReplyVerifier, sentence_end
 from bijou.catalog.schema import Product
@@ -130,21 +130,14 @@ class ShoppingAgent:
     def start_session(self, shopper_id: str | None = None) -> str:
         return self.store.create_session(shopper_id).id
 
-    def run_tool(
-        self,
-        name: str,
-        args: dict[str, object],
-        session_id: str | None = None,
-        image: Image.Image | None = None,
-        state: DialogState | None = None,
-    ) -> ToolResult:
-        """One tool called from outside a conversation (an MCP client): the cart tools act on
-        ``session_id``'s cart (an unknown one raises UnknownSessionError), the read tools
-        under ``state``'s constraints (none by default)."""
-        if session_id is not None:
-            self.store.cart(session_id)
-        ctx = ShopContext(self.shop, self.store, session_id or "", state or DialogState(), image)
-        return tools.call(name, ctx, **args)
+    def run_tool(self, call: ToolCall) -> ToolResult:
+        """One tool called from outside a conversation; an unknown cart session raises
+        UnknownSessionError."""
+        if call.session_id is not None:
+            self.store.cart(call.session_id)
+        state = call.state or DialogState()
+        ctx = ShopContext(self.shop, self.store, call.session_id or "", state, call.image)
+        return tools.call(call.name, ctx, **call.args)
 
     @property
     def understander(self) -> Understander:

@@ -40,6 +40,18 @@ class ShopContext:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A tool called from outside a conversation (an MCP client): the cart tools act on
+    ``session_id``'s cart, the read tools under ``state``'s constraints (none by default)."""
+
+    name: str
+    args: dict[str, object]
+    session_id: str | None = None
+    image: Image.Image | None = None  # a photo to search by
+    state: DialogState | None = None
+
+
+@dataclass(frozen=True)
 class Fact:
     """One field of one product, quoted from the catalog."""
 

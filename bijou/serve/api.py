@@ -48,8 +48,7 @@ from starlette.requests import HTTPConnection
 
 from bijou.agent.agent import AgentEvent, ProductView, Reply, ReplyDone, TextDelta
 from bijou.agent.memory import NotInCartError, UnknownSessionError
-from bijou.agent.state import DialogState
-from bijou.agent.tools import CartItem, ToolResult
+from bijou.agent.tools import CartItem, ToolCall, ToolResult
 from bijou.catalog.media import ImageDecodeError, decode_image
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
@@ -86,14 +85,7 @@ class Backend(Protocol):
     async def delete_session(self, session_id: str) -> None: ...
     async def upsert(self, products: list[Product]) -> int: ...
     async def delete(self, product_ids: list[str]) -> int: ...
-    async def tool(
-        self,
-        name: str,
-        args: dict[str, object],
-        session_id: str | None = None,
-        image: Image.Image | None = None,
-        state: DialogState | None = None,
-    ) -> ToolResult: ...
+    async def tool(self, call: ToolCall) -> ToolResult: ...
 
 
 # --- request and response models ---------------------------------------------------------

@@ -30,8 +30,7 @@ from ray.serve.handle import DeploymentHandle
 from bijou.agent.agent import AgentEvent, ShoppingAgent
 from bijou.agent.llm import load_chat_model
 from bijou.agent.memory import SessionStore
-from bijou.agent.state import DialogState
-from bijou.agent.tools import CartItem, ToolResult, cart_items
+from bijou.agent.tools import CartItem, ToolCall, ToolResult, cart_items
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig, load_config, merge_tree
 from bijou.fusion.encoders import Encoders
@@ -292,15 +291,8 @@ class Agent:
     def delete_session(self, session_id: str) -> None:
         self.agent.store.delete_session(session_id)
 
-    def run_tool(
-        self,
-        name: str,
-        args: dict[str, object],
-        session_id: str | None,
-        image: Image.Image | None,
-        state: DialogState | None,
-    ) -> ToolResult:
-        return self.agent.run_tool(name, args, session_id, image, state)
+    def run_tool(self, call: ToolCall) -> ToolResult:
+        return self.agent.run_tool(call)
 
 
 # --- ingress -------------------------------------------------------------------------------
@@ -363,15 +355,8 @@ class RayBackend:
     async def delete_session(self, session_id: str) -> None:
         await self.agent.delete_session.remote(session_id)
 
-    async def tool(
-        self,
-        name: str,
-        args: dict[str, object],
-        session_id: str | None = None,
-        image: Image.Image | None = None,
-        state: DialogState | None = None,
-    ) -> ToolResult:
-        return await self.agent.run_tool.remote(name, args, session_id, image, state)
+    async def tool(self, call: ToolCall) -> ToolResult:
+        return await self.agent.run_tool.remote(call)
 
     async def upsert(self, products: list[Product]) -> int:
         return await self.retriever.upsert.remote(products)

@@ -10,8 +10,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from bijou.agent.agent import AgentEvent, ShoppingAgent
 from bijou.agent.memory import CartLine
-from bijou.agent.state import DialogState
-from bijou.agent.tools import CartItem, ToolResult, cart_items
+from bijou.agent.tools import CartItem, ToolCall, ToolResult, cart_items
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
@@ -87,15 +86,8 @@ class LocalBackend:
     async def delete_session(self, session_id: str) -> None:
         await run_in_threadpool(self.agent.store.delete_session, session_id)
 
-    async def tool(
-        self,
-        name: str,
-        args: dict[str, object],
-        session_id: str | None = None,
-        image: Image.Image | None = None,
-        state: DialogState | None = None,
-    ) -> ToolResult:
-        return await run_in_threadpool(self.agent.run_tool, name, args, session_id, image, state)
+    async def tool(self, call: ToolCall) -> ToolResult:
+        return await run_in_threadpool(self.agent.run_tool, call)
 
     def _cart_items(self, lines: list[CartLine]) -> list[CartItem]:
         return cart_items(self.agent.shop, lines)

@@ -29,7 +29,7 @@ from bijou.agent import phrases
 from bijou.agent.agent import ProductView
 from bijou.agent.memory import NotInCartError, UnknownSessionError
 from bijou.agent.state import DialogState
-from bijou.agent.tools import CartItem, ToolResult
+from bijou.agent.tools import CartItem, ToolCall, ToolResult
 from bijou.agent.tools import ToolError as ShopToolError
 from bijou.catalog.media import ImageDecodeError, decode_image
 from bijou.catalog.schema import Product
@@ -44,14 +44,7 @@ class ShopTools(Protocol):
     """What the server needs of a backend (`LocalBackend`, or the Ray app's handles)."""
 
     async def create_session(self, shopper_id: str | None) -> str: ...
-    async def tool(
-        self,
-        name: str,
-        args: dict[str, object],
-        session_id: str | None = None,
-        image: Image.Image | None = None,
-        state: DialogState | None = None,
-    ) -> ToolResult: ...
+    async def tool(self, call: ToolCall) -> ToolResult: ...
 
 
 # --- what the tools return ---------------------------------------------------------------
@@ -191,7 +184,7 @@ def build_mcp(config: BijouConfig, backend_of: Callable[[], ShopTools]) -> MCPSe
     ) -> ToolResult:
         """A shop tool; what a caller got wrong comes back as the tool's error."""
         try:
-            return await backend_of().tool(name, args, session_id, image, state)
+            return await backend_of().tool(ToolCall(name, args, session_id, image, state))
         except UnknownSessionError as exc:
             raise ToolError(f"unknown cart {session_id!r}: create one with create_cart") from exc
         except (ShopToolError, NotInCartError) as exc:

@@ -40,9 +40,11 @@ def _config(path: Path | None, fusion: str | None = None) -> BijouConfig:
         if fusion is not None:
             section = config.fusion.model_validate({"kind": fusion})
             config = config.model_copy(update={"fusion": section})
-        return config
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--config / --fusion") from exc
+    # One data directory for every command, wherever it runs: say which.
+    _err(f"bijou data: {config.data_dir}")
+    return config
 
 
 @app.callback()
@@ -222,6 +224,44 @@ def index_command(
         engine.index.close()
 
 
+@app.command("ship-vectors")
+def ship_vectors_command(
+    config_path: ConfigOption = None,
+    out: Annotated[Path | None, typer.Option(help="default: the file the package ships")] = None,
+) -> None:
+    """Write the catalog's text and image vectors from the index (built by the configured
+    encoders) to the file a first run reuses: run after retraining an encoder."""
+    from bijou.retrieval.shipped import SHIPPED_VECTORS, write_shipped
+
+    config = _config(config_path)
+    engine = _engine(config)
+    try:
+        manifest = engine.index.manifest
+        versions = engine.encoders.versions
+        assert manifest is not None
+        if any(manifest.encoders.get(k) != versions[k] for k in ("text", "image")):
+            raise typer.BadParameter(
+                f"the index holds {manifest.encoders}, the encoders are {versions}: "
+                "run `bijou index --rebuild` first"
+            )
+        catalog_path, _ = catalog_sources(config)
+        products = load_catalog(catalog_path).products
+        current = engine.index.fingerprints()
+        fresh = [p for p in products if current.get(p.id) == p.fingerprint]
+        vectors: dict[str, dict] = {}
+        for start in range(0, len(fresh), 1000):
+            part = [p.id for p in fresh[start : start + 1000]]
+            vectors |= engine.index.vectors(part, ["text", "image"])
+        path = out or SHIPPED_VECTORS
+        counts = write_shipped(path, fresh, vectors, engine.store, versions)
+    finally:
+        engine.index.close()
+    _err(
+        f"wrote {path}: {counts['text']} text and {counts['image']} image vectors, "
+        f"{path.stat().st_size / 1e6:.1f} MB"
+    )
+
+
 @app.command("upsert")
 def upsert_command(
     catalog: Annotated[Path, typer.Argument(help="JSONL or CSV of products to add or update")],
@@ -241,6 +281,58 @@ def upsert_command(
         _err(f"index: {count} upserted, {engine.index.count()} products in all")
     finally:
         engine.index.close()
+
+
+@app.command("import")
+def import_command(
+    kind: Annotated[str, typer.Argument(help="shopify | woocommerce")],
+    export: Annotated[Path, typer.Argument(help="the shop's product export (CSV)")],
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            help="a folder with the export's images (URLs are looked "
+            "up here by file name; nothing is downloaded)"
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="where the catalog goes (default: <data>/imports/<name>)")
+    ] = None,
+    index: Annotated[bool, typer.Option(help="add the products to the index")] = True,
+    config_path: ConfigOption = None,
+) -> None:
+    """Import a Shopify or WooCommerce product export: writes a Bijou catalog (JSONL and its
+    images) and adds the products to the index; every bad row is reported with its line."""
+    from bijou.catalog.imports import FORMATS, import_export
+
+    if kind not in FORMATS:
+        raise typer.BadParameter(f"choose {' or '.join(FORMATS)}", param_hint="KIND")
+    if not export.is_file():
+        raise typer.BadParameter(f"no such file: {export}", param_hint="EXPORT")
+    if images is not None and not images.is_dir():
+        raise typer.BadParameter(f"not a folder: {images}", param_hint="--images")
+    config = _config(config_path)
+    folder = out or config.data_dir / "imports" / export.stem
+    result = import_export(kind, export, images, folder / "images")
+    for problem in result.errors:
+        _err(f"{export}: {problem}")
+    for problem in result.warnings:
+        _err(f"{export}: warning: {problem}")
+    _err(result.summary())
+    folder.mkdir(parents=True, exist_ok=True)
+    catalog = folder / "products.jsonl"
+    with catalog.open("w", encoding="utf-8") as handle:
+        for product in result.products:
+            handle.write(product.model_dump_json(exclude_none=True) + "\n")
+    _err(f"wrote {catalog}")
+    if index and result.products:
+        engine = _engine(config)
+        try:
+            count = engine.upsert(result.products, folder / "images")
+            _err(f"index: {count} upserted, {engine.index.count()} products in all")
+        finally:
+            engine.index.close()
+    if not result.products:
+        raise typer.Exit(1)
 
 
 @app.command("delete")
@@ -496,6 +588,24 @@ def chat_command(
         agent.close()
 
 
+@app.command("mcp")
+def mcp_command(config_path: ConfigOption = None) -> None:
+    """Serve the shop's catalog, knowledge and carts to an AI assistant over MCP (stdio):
+    the assistant starts this command (see the README for its config)."""
+    import anyio
+
+    from bijou.serve.local import LocalBackend
+    from bijou.serve.mcp import build_mcp
+
+    config = _config(config_path)
+    engine = _engine(config)  # stdout is the protocol: everything else goes to stderr
+    backend = LocalBackend.load(config, engine)
+    try:
+        anyio.run(build_mcp(config, lambda: backend).run_stdio_async)
+    finally:
+        backend.close()
+
+
 SERVE_YAML = Path(__file__).parent / "serve" / "serve.yaml"
 
 
@@ -537,6 +647,7 @@ def serve_command(
 
     # The index is built here, before Ray starts, so replicas open a ready index.
     config = settings(args)
+    _err(f"bijou data: {config.data_dir}")
     engine = _engine(config)
     engine.index.close()
 
@@ -807,3 +918,7 @@ def run() -> None:
     except (IndexBusyError, IndexMismatchError, FileNotFoundError) as exc:
         _err(f"bijou: {exc}")
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    run()

@@ -4,14 +4,27 @@ variables, and passed down explicitly. Every model is swappable here."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 ENV_PREFIX = "BIJOU__"
 CONFIG_ENV = "BIJOU_CONFIG"
+# The data directory (index, sessions, assembled models) when no setting names one.
+HOME_ENV = "BIJOU_HOME"
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    """``$BIJOU_HOME``, else the platform's user data folder (``~/.local/share/bijou`` on
+    Linux): never the working directory, so every command finds the same index."""
+    home = environ.get(HOME_ENV)
+    if home:
+        return Path(home).expanduser().absolute()
+    return Path(platformdirs.user_data_dir("bijou", appauthor=False))
 
 
 Relaxable = Literal["usages", "brands", "colours", "genders", "articles"]
@@ -69,6 +82,9 @@ class IndexConfig(_Section):
     replicas: int = Field(default=1, ge=1)
     write_consistency: int = Field(default=1, ge=1)
     on_disk: bool = False
+    # Reuse the vectors shipped for the bundled catalog where they are what the configured
+    # encoders compute (checked per product by fingerprint): a first run in seconds.
+    shipped_vectors: bool = True
 
 
 class IndexingConfig(_Section):
@@ -85,6 +101,31 @@ class IndexingConfig(_Section):
     address: str | None = None
     # Ray's shared-memory store when Ray is started here (bytes); None lets Ray choose.
     object_store_bytes: int | None = 500_000_000
+
+
+class KnowledgeConfig(_Section):
+    """The shop's own documents (policies, care, sizes): bijou.retrieval.knowledge."""
+
+    path: Path | None = None  # a folder of Markdown files; None = the bundled demo shop's
+    collection: str = "bijou_knowledge"  # beside the products, in the same Qdrant
+    top_k: int = Field(default=4, ge=1, le=20)  # sections retrieved per question
+    # Below this cosine similarity a section does not answer the question (set on the
+    # questions in eval/knowledge/dev.jsonl, docs/knowledge.md).
+    min_score: float = Field(default=0.5, ge=-1.0, le=1.0)
+    runner_up_margin: float = Field(default=0.05, ge=0.0)  # a second section this close too
+    max_passages: int = Field(default=2, ge=1, le=5)
+    # Question topics (the lexicon's attributes) the shop's pages answer before a product's
+    # listing; for any other, the pages answer only where the listing is silent.
+    topics: list[str] = Field(
+        default_factory=lambda: [
+            "delivery",
+            "returns",
+            "packaging",
+            "payment",
+            "engraving",
+            "purity",
+        ]
+    )
 
 
 class SearchConfig(_Section):
@@ -200,6 +241,11 @@ class ServeConfig(_Section):
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     # Shop sites that may embed the widget ("*": any).
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    # Where an assistant (MCP checkout tool) sends the shopper to pay: {cart_id} is the cart's
+    # id (GET /v1/sessions/{cart_id}/cart), {items} is "id:qty,id:qty" (a Shopify cart
+    # permalink: https://shop.example/cart/{items}). None: no checkout hand-off.
+    checkout_url: str | None = None
+    mcp: bool = True  # serve the MCP server at /mcp
 
 
 class SpeechConfig(_Section):
@@ -231,7 +277,8 @@ class TryOnConfig(_Section):
 
 
 class BijouConfig(_Section):
-    data_dir: Path = Path("var")
+    # load_config makes it absolute (a relative path in a file is relative to that file).
+    data_dir: Path = Field(default_factory=lambda: default_data_dir(os.environ))
     threads: int = 2
     seed: int = 13
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
@@ -248,6 +295,7 @@ class BijouConfig(_Section):
     speech: SpeechConfig = Field(default_factory=SpeechConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     tryon: TryOnConfig = Field(default_factory=TryOnConfig)
+    knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
 
     @property
     def index_dir(self) -> Path:
@@ -299,4 +347,12 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: the config must be a YAML mapping")
-    return BijouConfig.model_validate(merge_tree(data, _env_overrides(environ)))
+        if data.get("data_dir"):
+            data["data_dir"] = (path.parent / Path(data["data_dir"]).expanduser()).absolute()
+    tree = merge_tree(data, _env_overrides(environ))
+    tree["data_dir"] = (
+        Path(tree["data_dir"]).expanduser().absolute()
+        if tree.get("data_dir")
+        else default_data_dir(environ)
+    )
+    return BijouConfig.model_validate(tree)

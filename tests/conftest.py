@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import threading
+import time
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from bijou.agent.agent import ShoppingAgent
@@ -85,7 +91,9 @@ def small_engine(
 ) -> SearchEngine:
     """An embedded index of the small catalog, built once for the search and CLI tests."""
     data_dir = tmp_path_factory.mktemp("data")
-    config = BijouConfig.model_validate({"data_dir": data_dir, "catalog": {"path": small_catalog}})
+    # Encoded here, not from the shipped vectors: the tests compare against real encodings.
+    raw = {"data_dir": data_dir, "catalog": {"path": small_catalog}}
+    config = BijouConfig.model_validate({**raw, "index": {"shipped_vectors": False}})
     engine = SearchEngine.load(config, encoders)
     engine.sync(load_catalog(small_catalog).products)
     return engine
@@ -144,6 +152,32 @@ def app_client(
 @pytest.fixture(scope="session")
 def finder(small_engine: SearchEngine, small_products: list[Product]) -> ComplementFinder:
     return ComplementFinder(small_engine.index, PairingTable.mine(small_products))
+
+
+@contextmanager
+def _served(app: FastAPI) -> Iterator[str]:
+    """The app under uvicorn on a free port (lifespan and all, as `bijou serve` runs it):
+    its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def serve_app() -> Callable[[FastAPI], AbstractContextManager[str]]:
+    return _served
 
 
 # Fixtures that load a model (encoders, the LLM, Whisper) or build an index with one: a

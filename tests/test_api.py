@@ -184,6 +184,22 @@ def test_search_by_text_photo_and_both(client: TestClient, small_products, small
     assert client.post("/v1/search", files=bad).status_code == 400
 
 
+def test_search_takes_a_json_body(client: TestClient, small_products, small_engine) -> None:
+    as_json = client.post("/v1/search", json={"text": "gold bangles", "top_k": 5})
+    as_form = client.post("/v1/search", data={"text": "gold bangles", "top_k": 5})
+    assert as_json.status_code == 200 and as_json.json() == as_form.json()
+    watch = next(p for p in small_products if p.article == "Watches")
+    photo = base64.b64encode(_jpeg(watch, small_engine)).decode()
+    by_photo = client.post("/v1/search", json={"image": photo, "top_k": 3}).json()
+    assert by_photo["results"][0]["article"] == "Watches"
+    for body, status in [({"text": ""}, 422), ({"top_k": 0, "text": "x"}, 422),
+                         ({"image": "not base64!"}, 400)]:  # fmt: skip
+        assert client.post("/v1/search", json=body).status_code == status
+    json_type = {"content-type": "application/json"}
+    junk = client.post("/v1/search", content=b"{not json", headers=json_type)
+    assert junk.status_code == 422
+
+
 def test_products_and_images(client: TestClient, small_products) -> None:
     product = small_products[0]
     body = client.get(f"/v1/products/{product.id}").json()
@@ -316,6 +332,7 @@ def test_openai_chat_completions(client: TestClient) -> None:
     chunks = [json.loads(ln) for ln in lines[:-1]]
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks).strip()
-    assert client.post("/v1/chat/completions", json={"messages": []}).status_code == 422
+    empty = client.post("/v1/chat/completions", json={"messages": []})
+    assert empty.status_code == 400 and empty.json()["error"]["type"] == "invalid_request_error"
     system_only = {"messages": [{"role": "system", "content": "hi"}]}
-    assert client.post("/v1/chat/completions", json=system_only).status_code == 422
+    assert client.post("/v1/chat/completions", json=system_only).status_code == 400

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import platformdirs
 import pytest
 from pydantic import ValidationError
 
@@ -40,11 +41,13 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def test_defaults() -> None:
+def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
     config = load_config(environ={})
     assert config == BijouConfig()
-    assert config.data_dir == Path("var")
-    assert config.index_dir == Path("var/index")
+    # The platform's user data folder, never the working directory.
+    assert config.data_dir == Path(platformdirs.user_data_dir("bijou", appauthor=False))
+    assert config.data_dir.is_absolute()
+    assert config.index_dir == config.data_dir / "index"
     assert (config.threads, config.seed) == (2, 13)
     assert (config.catalog.path, config.catalog.images) == (None, None)
     assert (config.text_encoder.kind, config.text_encoder.batch_size) == ("minilm", 64)
@@ -227,3 +230,28 @@ def test_the_example_file_documents_the_defaults() -> None:
 def test_price_cannot_be_relaxed() -> None:
     with pytest.raises(ValidationError):
         BijouConfig.model_validate({"search": {"relax_order": ["price"]}})
+
+
+def test_bijou_home_names_the_data_directory(tmp_path: Path) -> None:
+    config = load_config(environ={"BIJOU_HOME": str(tmp_path / "shop")})
+    assert config.data_dir == tmp_path / "shop"
+    assert config.memory_path == tmp_path / "shop" / "bijou.sqlite3"
+    # An explicit setting wins over BIJOU_HOME.
+    explicit = {"BIJOU_HOME": str(tmp_path / "shop"), "BIJOU__DATA_DIR": "/srv/other"}
+    assert load_config(environ=explicit).data_dir == Path("/srv/other")
+
+
+def test_data_directory_does_not_depend_on_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative data_dir in a file is relative to that file; one in the environment is
+    made absolute once, so a later chdir (or another folder) finds the same index."""
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    path = folder / "bijou.yaml"
+    path.write_text("data_dir: data\n", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert load_config(path, environ={}).data_dir == folder / "data"
+    assert load_config(environ={"BIJOU__DATA_DIR": "rel"}).data_dir == elsewhere / "rel"

@@ -25,7 +25,7 @@ from bijou.agent.memory import NotInCartError, SessionStore
 from bijou.agent.opinion import LLMMoveOpinion
 from bijou.agent.phrases import money, say
 from bijou.agent.state import DialogState
-from bijou.agent.tools import CartItem, ShopContext, ToolResult
+from bijou.agent.tools import CartItem, ShopContext, ToolCall, ToolResult
 from bijou.agent.turns import apply_constraints, cheaper, exclude_brand_of, referenced, remember
 from bijou.agent.verify import Grounding, ReplyVerifier, sentence_end
 from bijou.catalog.schema import Product
@@ -35,6 +35,7 @@ from bijou.retrieval.lexicon import load_lexicon, to_traditional
 from bijou.retrieval.reasons import Reason, colour_reasons
 from bijou.retrieval.search import SearchEngine, SearchRequest
 from bijou.retrieval.shop import LocalShop, Shop
+from bijou.retrieval.sizes import SizeChart, SizeQuestion
 from bijou.retrieval.understanding import (
     POINTING,
     DialogContext,
@@ -89,6 +90,7 @@ class _Turn:
     tools: list[str] = field(default_factory=list)
     grounded: list[Product] = field(default_factory=list)  # what the LLM text may mention
     totals: list[float] = field(default_factory=list)  # sums the reply states
+    sources: list[str] = field(default_factory=list)  # the shop's pages quoted ("file#section")
 
     @property
     def language(self) -> str:
@@ -112,6 +114,7 @@ class ShoppingAgent:
         self._understander: Understander | None = None
         group = self.settings.lead_group
         self.lead_articles = load_lexicon().groups.get(group, ()) if group else ()
+        self.sizes = SizeChart.load(shop.size_chart)
 
     @classmethod
     def load(cls, config: BijouConfig, engine: SearchEngine | None = None) -> ShoppingAgent:
@@ -135,6 +138,15 @@ class ShoppingAgent:
             self.store.history(session_id)  # raises UnknownSessionError with the id
             return
         self.store.save_state(session_id, session.state.model_copy(update={"focus": product_id}))
+
+    def run_tool(self, call: ToolCall) -> ToolResult:
+        """One tool called from outside a conversation; an unknown cart session raises
+        UnknownSessionError."""
+        if call.session_id is not None:
+            self.store.cart(call.session_id)
+        state = call.state or DialogState()
+        ctx = ShopContext(self.shop, self.store, call.session_id or "", state, call.image)
+        return tools.call(call.name, ctx, **call.args)
 
     @property
     def understander(self) -> Understander:
@@ -199,6 +211,7 @@ class ShoppingAgent:
             cart=[ProductView.of(i.product, quantity=i.quantity) for i in turn.cart],
             relaxed=list(turn.relaxed),
             tools=turn.tools,
+            sources=turn.sources,
             fallback=fallback,
             repaired=repaired,
             first_token_s=first_token,
@@ -239,12 +252,22 @@ class ShoppingAgent:
         if image is not None and (small_talk or (move is Move.MORE_LIKE and not u.ranks)):
             move = Move.SEARCH
         turn.move = move.value
+        # "US 7 in Indian?", "my bangle is 2-6, what is that in China": a size to convert,
+        # whatever the cues made of it (the category it names is not a search).
+        asked = self.sizes.read(u.text) if image is None else None
+        if asked is not None and move in (Move.SEARCH, Move.QUESTION, Move.CHAT):
+            self._convert_size(turn, asked)
+            return
         if move is Move.INJECTION:
             # Never acted on, never shown to the LLM; a product request in it is still served.
             turn.lead = say(lang, "injection")
             if not u.filters.is_empty():
                 ctx.state = apply_constraints(ctx.state, u)
                 self._search(turn, lead=False)
+            return
+        # "Can I pay cash when it arrives?" names no cue of a question: where the shop's
+        # pages answer a message the cues took for small talk, the pages answer it.
+        if move in (Move.CHAT, Move.OFF_TOPIC) and image is None and self._documents(turn):
             return
         if move in (Move.GREETING, Move.THANKS, Move.CHAT, Move.COMPLAINT, Move.OFF_TOPIC):
             turn.lead = say(lang, move.value)
@@ -415,8 +438,14 @@ class ShoppingAgent:
         target = (
             targets[0] if targets else (state.focus or (state.shown[0] if state.shown else None))
         )
+        # The shop's own pages answer its policies; a product's listing answers the rest,
+        # and the pages stand in where the listing is silent (care, purity, sizes).
+        if (u.attribute in self.config.knowledge.topics or target is None) and self._documents(
+            turn
+        ):
+            return
         if target is None:
-            turn.lead = say(turn.language, "nothing_shown")
+            turn.lead = say(turn.language, "no_documents")
             return
         result = self._call(
             turn,
@@ -430,12 +459,50 @@ class ShoppingAgent:
         turn.grounded.append(product)
         topic = phrases.attribute_name(u.attribute, lang)
         if not result.facts:
+            if u.attribute is not None and self._documents(turn):
+                return
             turn.lead = say(lang, "no_facts", title=product.title, topic=topic)
             return
         turn.lead = say(lang, "question", title=product.title)
         facts = [f"{phrases.field_name(f.field, lang)}: {f.value}" for f in result.facts]
         turn.lines += facts
         turn.llm_task, turn.llm_facts = "answer", f"Product: {product.title}\n" + "\n".join(facts)
+
+    def _documents(self, turn: _Turn) -> bool:
+        """Answer from the shop's documents, quoting the sections and naming their pages;
+        False when they do not say. No LLM writes here: a policy is quoted, not reworded,
+        and no product fact is mixed in."""
+        result = self._call(turn, "answer_shop_question", question=turn.understanding.text)
+        if not result.passages:
+            return False
+        turn.move = "shop_question"
+        first = result.passages[0]
+        turn.lead = say(turn.language, "documents", title=first.title, section=first.section)
+        for passage in result.passages:
+            if passage is not first:
+                turn.lines.append(say(turn.language, "documents_also", title=passage.title,
+                                      section=passage.section))  # fmt: skip
+            turn.lines += [ln for ln in passage.text.splitlines() if ln.strip()]
+        turn.sources += [f"{p.source}#{p.section}" for p in result.passages]
+        return True
+
+    def _convert_size(self, turn: _Turn, asked: SizeQuestion) -> None:
+        result = self._call(
+            turn, "convert_size", kind=asked.kind, system=asked.system, size=asked.size
+        )
+        turn.move = "size_conversion"
+        lang = turn.language
+        if result.size is None:
+            turn.lead = say(lang, "size_unknown", detail=result.error or "")
+            return
+        conversion, row = result.size, result.size.row
+        named = phrases.size_system(asked.system, lang)
+        sizes = ", ".join(f"{phrases.size_system(k, lang)} {v}" for k, v in row.sizes.items())
+        key = "size_exact" if conversion.exact else "size_nearest"
+        turn.lead = say(lang, key, kind=phrases.size_kind(asked.kind, lang), system=named,
+                        size=asked.size.upper(), sizes=sizes, diameter=f"{row.diameter_mm:g}",
+                        circumference=f"{row.circumference_mm:g}")  # fmt: skip
+        turn.sources.append(f"{self.shop.size_chart.name}#{asked.kind}")
 
     def _do_compare(self, turn: _Turn, targets: list[str]) -> None:
         state, lang = turn.ctx.state, turn.language
@@ -927,6 +994,7 @@ class Reply(BaseModel):
     cart: list[ProductView]
     relaxed: list[str]
     tools: list[str]
+    sources: list[str] = []  # the shop's documents quoted, "file#section"
     fallback: bool  # the LLM's text was replaced by a template (error, timeout, failed check)
     repaired: int  # LLM sentences the verifier dropped
     first_token_s: float | None

@@ -30,7 +30,7 @@ from bijou.config import BijouConfig
 logger = logging.getLogger(__name__)
 
 # Bump on every schema change and add its migration to _migrate.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 5000
 MAX_QUANTITY = 99  # per cart line
 MAX_SHOPPER_ID = 128
@@ -72,6 +72,16 @@ _SCHEMA_V1 = (
         id TEXT PRIMARY KEY,
         preferences TEXT NOT NULL,
         updated REAL NOT NULL
+    )""",
+)
+
+# v2: an OpenAI-style client resends the whole conversation; a digest of it up to the
+# assistant's last reply names the session that reply came from.
+_SCHEMA_V2 = (
+    """CREATE TABLE IF NOT EXISTS conversations (
+        digest TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        at REAL NOT NULL
     )""",
 )
 
@@ -256,6 +266,9 @@ class SessionStore:
             if version < 1:
                 for statement in _SCHEMA_V1:
                     conn.execute(statement)
+            if version < 2:
+                for statement in _SCHEMA_V2:
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -350,7 +363,26 @@ class SessionStore:
             # foreign_keys (the sqlite3 shell) must not leave orphans behind either.
             conn.execute("DELETE FROM turns WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM cart WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM conversations WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+    def remember_conversation(self, digest: str, session_id: str) -> None:
+        """``digest`` (of a conversation up to a reply) continues in ``session_id``."""
+        check_session_id(session_id)
+        with self._transaction(write=True) as conn:
+            now = self._touch(conn, session_id)
+            conn.execute(
+                "INSERT OR REPLACE INTO conversations (digest, session_id, at) VALUES (?, ?, ?)",
+                (digest, session_id, now),
+            )
+
+    def conversation(self, digest: str) -> str | None:
+        """The session a conversation with this digest continues, if one does."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT session_id FROM conversations WHERE digest = ?", (digest,)
+            ).fetchone()
+        return row[0] if row else None
 
     def sessions_of(self, shopper_id: str) -> list[str]:
         """The shopper's session ids, oldest first."""

@@ -41,6 +41,14 @@ def _named(table: str, key: str | None, language: str) -> str:
     return str(names.get(key, names.get(None, key or "")))
 
 
+def size_system(system: str, language: str) -> str:
+    return _named("size_systems", system, language)
+
+
+def size_kind(kind: str, language: str) -> str:
+    return _named("size_kinds", kind, language)
+
+
 def attribute_name(attribute: str | None, language: str) -> str:
     return _named("attributes", attribute, language)
 

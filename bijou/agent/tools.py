@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from PIL import Image
 from pydantic import BaseModel, Field
@@ -19,11 +20,13 @@ from bijou.agent.memory import CartLine, SessionStore
 from bijou.agent.state import DialogState
 from bijou.catalog.schema import Product
 from bijou.retrieval.complements import Bundle, Complement
+from bijou.retrieval.knowledge import Passage
 from bijou.retrieval.lexicon import load_lexicon
 from bijou.retrieval.look import look_of
 from bijou.retrieval.query import QueryFilters
 from bijou.retrieval.search import SearchRequest
 from bijou.retrieval.shop import Shop
+from bijou.retrieval.sizes import SizeChart, SizeConversion, SizeError
 
 
 @dataclass
@@ -35,6 +38,18 @@ class ShopContext:
     session_id: str
     state: DialogState
     image: Image.Image | None = None  # the shopper's photo this turn, for visual search
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool called from outside a conversation (an MCP client): the cart tools act on
+    ``session_id``'s cart, the read tools under ``state``'s constraints (none by default)."""
+
+    name: str
+    args: dict[str, object]
+    session_id: str | None = None
+    image: Image.Image | None = None  # a photo to search by
+    state: DialogState | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,8 @@ class ToolResult:
     bundle: Bundle | None = None
     facts: list[Fact] = field(default_factory=list)
     cart: list[CartItem] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)  # from the shop's documents
+    size: SizeConversion | None = None
     error: str | None = None  # what went wrong, for the reply ("no such product")
 
 
@@ -314,6 +331,42 @@ def _field(product: Product, name: str) -> str:
     return product.attributes.get(name, "")
 
 
+# --- shop knowledge -----------------------------------------------------------------------
+class ShopQuestionArgs(BaseModel):
+    question: str = Field(
+        min_length=1,
+        max_length=500,
+        description="The shopper's question "
+        "about the shop: returns, delivery, payment, care, purity, sizes...",
+    )
+
+
+def answer_shop_question(ctx: ShopContext, question: str) -> ToolResult:
+    """The sections of the shop's own documents that answer the question, with their
+    sources; none means the documents do not say (never a guess)."""
+    answer = ctx.shop.answer(question)
+    error = None if answer.answered else "the shop's documents do not say"
+    return ToolResult("answer_shop_question", passages=list(answer.passages), error=error)
+
+
+class ConvertSizeArgs(BaseModel):
+    kind: Literal["ring", "bangle"] = "ring"
+    system: Literal["us", "uk", "eu", "india", "china", "diameter_mm", "circumference_mm"] = Field(
+        description="The system the size is given in, or a measurement in mm"
+    )
+    size: str = Field(min_length=1, max_length=20, description="'7', 'N½', '2-6', '54'...")
+
+
+def convert_size(ctx: ShopContext, system: str, size: str, kind: str = "ring") -> ToolResult:
+    """A ring or bangle size in every system (US, UK, EU, India, China) and in millimetres,
+    from the shop's size chart."""
+    try:
+        conversion = SizeChart.load(ctx.shop.size_chart).convert(kind, system, size)
+    except SizeError as exc:
+        return ToolResult("convert_size", error=str(exc))
+    return ToolResult("convert_size", size=conversion)
+
+
 # --- cart ----------------------------------------------------------------------------------
 class AddToCartArgs(BaseModel):
     product_id: str
@@ -374,6 +427,8 @@ TOOLS: dict[str, ToolSpec] = {
     "add_to_cart": ToolSpec(add_to_cart, AddToCartArgs, writes=True),
     "remove_from_cart": ToolSpec(remove_from_cart, RemoveFromCartArgs, writes=True),
     "view_cart": ToolSpec(view_cart, NoArgs),
+    "answer_shop_question": ToolSpec(answer_shop_question, ShopQuestionArgs),
+    "convert_size": ToolSpec(convert_size, ConvertSizeArgs),
 }
 
 

@@ -29,6 +29,8 @@ from bijou.config import BijouConfig
 BUNDLED_DIR = Path(__file__).parent / "data"
 BUNDLED_CATALOG = BUNDLED_DIR / "products.jsonl.gz"
 BUNDLED_IMAGES = BUNDLED_DIR / "images.zip"
+# The demo shop's own documents (policies, care, size charts) and its size chart data.
+BUNDLED_SHOP = Path(__file__).parent / "shop"
 
 MIN_PRICE = 1.0
 VIDEO_SUFFIXES = (".mp4", ".webm")
@@ -55,24 +57,30 @@ class CatalogLoad:
         return f"{len(self.products)} products loaded, {bad_lines} rows skipped"
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
     return open(path, encoding="utf-8-sig", newline="")
 
 
+def csv_rows(handle: io.TextIOBase) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    """(line number, row by column) pairs of a CSV file; a row with more fields than the
+    header comes as a RowError."""
+    reader = csv.DictReader(handle)
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            yield line, RowError(line, "*", "more fields than the header has")
+            continue
+        yield line, {k.strip(): v for k, v in row.items() if k is not None}
+
+
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     """(line number, raw row) pairs; a row that cannot even be parsed comes as a RowError."""
     name = path.name.lower().removesuffix(".gz")
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         if name.endswith(".csv"):
-            reader = csv.DictReader(handle)
-            for row in reader:
-                line = reader.line_num
-                if None in row:
-                    yield line, RowError(line, "*", "more fields than the header has")
-                    continue
-                yield line, {k.strip(): v for k, v in row.items() if k is not None}
+            yield from csv_rows(handle)
             return
         for line, text in enumerate(handle, start=1):
             if not text.strip():

@@ -6,6 +6,7 @@ which; exact matches always rank first."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,8 +24,11 @@ from bijou.config import BijouConfig, SearchConfig
 from bijou.fusion.encoders import Encoders, load_encoders
 from bijou.fusion.video import product_videos
 from bijou.retrieval.index import DENSE_VECTORS, Hit, IndexPoint, ProductIndex, Sparse, VectorQuery
+from bijou.retrieval.knowledge import ShopKnowledge
 from bijou.retrieval.look import LOOK_VERSION
 from bijou.retrieval.query import ParsedQuery, QueryFilters, QueryParser
+from bijou.retrieval.server import ServerBackend
+from bijou.retrieval.shipped import ShippedVectors
 
 # BM25 document weights depend on these; they are part of the index's encoder versions.
 BM25_CONFIG = {"k": 1.2, "b": 0.75, "avg_len": 80.0, "language": "english"}
@@ -242,6 +246,28 @@ def index_points(
     bar.close()
 
 
+def held_points(
+    products: Sequence[Product],
+    held: dict[str, dict[str, np.ndarray]],
+    encoders: Encoders,
+    sparse: SparseEncoder,
+    store: MediaStore,
+    batch: int = 512,
+) -> Iterable[IndexPoint]:
+    """Index points from vectors computed before (shipped ones): only the fused vector, when
+    a fusion model is configured, and BM25 are computed here."""
+    for start in range(0, len(products), batch):
+        chunk = products[start : start + batch]
+        texts = np.stack([held[p.id]["text"] for p in chunk])
+        images = {i: held[p.id]["image"] for i, p in enumerate(chunk) if "image" in held[p.id]}
+        fused = fuse_products(encoders, chunk, texts, images, store)
+        for i, product in enumerate(chunk):
+            dense = dict(held[product.id])
+            if fused is not None:
+                dense["fused"] = fused[i]
+            yield IndexPoint(product, dense, sparse.document(product.document()))
+
+
 def fuse_products(
     encoders: Encoders,
     products: Sequence[Product],
@@ -276,6 +302,30 @@ class SearchEngine:
     encoders: Encoders
     search: ProductSearch
     store: MediaStore
+    shipped: ShippedVectors | None = None
+    _knowledge: ShopKnowledge | None = None
+    _knowledge_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def knowledge(self) -> ShopKnowledge:
+        """The shop's documents in the collection beside the products (opened on first use,
+        by one thread; indexed again only when the documents or the text encoder changed)."""
+        with self._knowledge_lock:
+            return self._open_knowledge()
+
+    def _open_knowledge(self) -> ShopKnowledge:
+        if self._knowledge is None:
+            # A Qdrant server's connection is shared (qdrant-client's local mode admits one).
+            backend = self.index.backend
+            client = backend.client if isinstance(backend, ServerBackend) else None
+            self._knowledge = ShopKnowledge.open(self.config, self.encoders.text, client)
+        return self._knowledge
+
+    def close(self) -> None:
+        self.index.close()
+        if self._knowledge is not None:
+            self._knowledge.close()
+            self._knowledge = None
 
     @classmethod
     def load(cls, config: BijouConfig, encoders: Encoders | None = None) -> SearchEngine:
@@ -294,6 +344,7 @@ class SearchEngine:
             encoders,
             ProductSearch(index, encoders, config.search),
             MediaStore(images),
+            ShippedVectors.load() if config.index.shipped_vectors else None,
         )
         engine.refresh_vocabulary()
         return engine
@@ -331,13 +382,27 @@ class SearchEngine:
         return SyncReport(added, len(changed) - added, len(stale), len(products) - len(changed))
 
     def encode(self, products: Sequence[Product]) -> Iterable[IndexPoint]:
-        """Index points of ``products``, encoded here or by Ray actors (``indexing.engine``)."""
+        """Index points of ``products``: shipped vectors where they are what the configured
+        encoders would compute, the rest encoded here or by Ray actors (``indexing.engine``)."""
+        held = (
+            self.shipped.vectors_for(products, self.store, self.encoders.versions)
+            if self.shipped is not None
+            else {}
+        )
+        sparse = self.search.sparse
+        if held:
+            reused = [p for p in products if p.id in held]
+            yield from held_points(reused, held, self.encoders, sparse, self.store)
+        rest = [p for p in products if p.id not in held]
+        if not rest:
+            return
         if self.config.indexing.engine == "ray":
             from bijou.retrieval.parallel import ray_index_points
 
-            return ray_index_points(products, self.config)
-        batch = self.config.indexing.batch_size
-        return index_points(products, self.encoders, self.search.sparse, self.store, batch)
+            yield from ray_index_points(rest, self.config)
+        else:
+            batch = self.config.indexing.batch_size
+            yield from index_points(rest, self.encoders, sparse, self.store, batch)
 
     def payload_outdated(self) -> bool:
         """True when the index's vectors are current but its payloads were written by an

@@ -8,6 +8,7 @@ the protocol, so it runs the same in a test, the CLI or a Ray replica.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from PIL import Image
@@ -21,12 +22,15 @@ from bijou.retrieval.complements import (
     ComplementFinder,
     PairingTable,
 )
+from bijou.retrieval.knowledge import KnowledgeAnswer
 from bijou.retrieval.query import QueryFilters, QueryParser
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
+from bijou.retrieval.sizes import SIZE_CHART
 
 
 class Shop(Protocol):
     parser: QueryParser  # knows the catalog's brands
+    size_chart: Path  # the shop's ring and bangle size chart (sizes.yaml)
 
     def search(self, request: SearchRequest) -> SearchResult: ...
     def get(self, product_id: str) -> Product | None: ...
@@ -51,14 +55,25 @@ class Shop(Protocol):
         filters: QueryFilters,
         exclude_ids: Sequence[str],
     ) -> Bundle | None: ...
+    def answer(self, question: str) -> KnowledgeAnswer: ...
+
+
+def size_chart_of(config: BijouConfig) -> Path:
+    """The shop folder's size chart, else the bundled one."""
+    folder = config.knowledge.path
+    return folder / "sizes.yaml" if folder and (folder / "sizes.yaml").is_file() else SIZE_CHART
 
 
 class LocalShop:
-    """The catalog in this process."""
+    """The catalog and the shop's documents in this process."""
 
     def __init__(self, engine: SearchEngine, finder: ComplementFinder) -> None:
         self.engine = engine
         self.finder = finder
+        self.size_chart = size_chart_of(engine.config)
+
+    def answer(self, question: str) -> KnowledgeAnswer:
+        return self.engine.knowledge.answer(question)
 
     @classmethod
     def load(cls, config: BijouConfig, engine: SearchEngine | None = None) -> LocalShop:
@@ -117,4 +132,4 @@ class LocalShop:
         )
 
     def close(self) -> None:
-        self.engine.index.close()
+        self.engine.close()

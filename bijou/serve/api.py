@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, Protocol
 
@@ -35,6 +37,9 @@ from fastapi import (
     WebSocket,
     WebSocketDisconnect,
 )
+from fastapi.exception_handlers import (
+    http_exception_handler,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -47,13 +52,14 @@ from starlette.requests import HTTPConnection
 
 from bijou.agent.agent import AgentEvent, ProductView, Reply, ReplyDone, TextDelta
 from bijou.agent.memory import NotInCartError, UnknownSessionError
-from bijou.agent.tools import CartItem
+from bijou.agent.tools import CartItem, ToolCall, ToolResult
 from bijou.catalog.media import ImageDecodeError, decode_image
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
 from bijou.modelfiles import ModelFileError
 from bijou.retrieval.search import SearchRequest, SearchResult
 from bijou.serve.guard import RateLimiter, RateLimitMiddleware
+from bijou.serve.mcp import StreamableMCP, build_mcp
 from bijou.serve.speech import AudioDecodeError, Transcript
 from bijou.serve.tryon import OutputFormat, TryOnError, sizes_of
 
@@ -75,6 +81,9 @@ class Backend(Protocol):
 
     async def ready(self) -> bool: ...
     async def create_session(self, shopper_id: str | None) -> str: ...
+    async def latest_session(self, shopper_id: str) -> str: ...
+    async def conversation(self, digest: str) -> str | None: ...
+    async def remember_conversation(self, digest: str, session_id: str) -> None: ...
     async def chat(
         self, session_id: str, message: str, image: Image.Image | None
     ) -> AsyncIterator[AgentEvent]: ...
@@ -93,6 +102,7 @@ class Backend(Protocol):
     async def delete(self, product_ids: list[str]) -> int: ...
     async def try_on(self, photo: Image.Image, product: Product, fmt: OutputFormat) -> bytes: ...
     async def focus(self, session_id: str, product_id: str) -> None: ...
+    async def tool(self, call: ToolCall) -> ToolResult: ...
 
 
 # --- request and response models ---------------------------------------------------------
@@ -191,7 +201,11 @@ class OpenAIChatIn(BaseModel):
 
 def backend_of(connection: HTTPConnection) -> Backend:
     """The app's backend, made on first use (on the replica, under Ray)."""
-    state = connection.app.state
+    return _backend(connection.app)
+
+
+def _backend(app: FastAPI) -> Backend:
+    state = app.state
     if state.backend is None:
         state.backend = state.backend_factory()
     return state.backend
@@ -432,18 +446,38 @@ catalog = APIRouter(tags=["catalog"])
 
 
 # --- search and products -----------------------------------------------------------
-@catalog.post("/v1/search")
+class SearchIn(BaseModel):
+    """POST /v1/search as JSON: the same fields as the form, the photo as base64."""
+
+    text: str = Field(default="", max_length=MAX_MESSAGE_CHARS)
+    image: str | None = Field(default=None, description="base64 JPEG/PNG, data: URL allowed")
+    top_k: int = Field(default=10, ge=1, le=100)
+
+
+_SEARCH_JSON = {"application/json": {"schema": SearchIn.model_json_schema()}}
+
+
+@catalog.post("/v1/search", openapi_extra={"requestBody": {"content": _SEARCH_JSON}})
 async def search(
+    request: Request,
     shop: Shop,
     config: Settings,
     text: Annotated[str, Form(max_length=MAX_MESSAGE_CHARS)] = "",
     image: Annotated[UploadFile | None, File(description="a photo to search by")] = None,
     top_k: Annotated[int, Form(ge=1, le=100)] = 10,
 ) -> SearchOut:
-    """Text, a photo, or both."""
+    """Text, a photo, or both: a multipart form (the photo as a file) or a JSON body (the
+    photo as base64)."""
     photo = None
-    if image is not None:
-        limit = config.serve.max_upload_bytes
+    limit = config.serve.max_upload_bytes
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = SearchIn.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from exc
+        text, top_k = body.text, body.top_k
+        photo = _b64_photo(body.image, limit) if body.image else None
+    elif image is not None:
         photo = _decode_photo(await image.read(limit + 1), limit)
     if not text.strip() and photo is None:
         raise HTTPException(422, "send text, a photo, or both")
@@ -502,21 +536,77 @@ async def admin_products(
 
 
 openai = APIRouter(tags=["openai"])
+OPENAI_MODEL = "bijou"
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
+REPLAYED_TURNS = 8  # of an unknown conversation's earlier user messages, the last ones
 
 
 # --- OpenAI-compatible chat --------------------------------------------------------
+class OpenAIError(HTTPException):
+    """An error in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
+
+    def __init__(self, status: int, message: str, kind: str, code: str | None = None,
+                 param: str | None = None) -> None:  # fmt: skip
+        super().__init__(status, message)
+        self.body = {"message": message, "type": kind, "param": param, "code": code}
+
+
+def openai_error_body(status: int, message: str, param: str | None = None) -> dict[str, object]:
+    kind = {401: "authentication_error", 404: "invalid_request_error", 429: "rate_limit_error"}
+    code = {404: "not_found", 413: "request_too_large"}.get(status)
+    error_type = kind.get(status, "invalid_request_error" if status < 500 else "server_error")
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+@openai.get("/v1/models")
+async def models() -> dict[str, object]:
+    """The one model this server answers as (OpenAI's model list)."""
+    model = {"id": OPENAI_MODEL, "object": "model", "created": 0, "owned_by": "bijou"}
+    return {"object": "list", "data": [model]}
+
+
+def _digest(user: str | None, messages: list[OpenAIMessage]) -> str:
+    """Names a conversation by its user and assistant messages (system prompts vary)."""
+    spoken = [(m.role, m.content or "") for m in messages if m.role in ("user", "assistant")]
+    return hashlib.sha256(json.dumps([user, spoken], ensure_ascii=False).encode()).hexdigest()
+
+
+async def _conversation_session(shop: Backend, body: OpenAIChatIn) -> str:
+    """The session the request's conversation continues: the one whose reply it quotes;
+    else a new one (the shopper's, with their preferences, when `user` is given) that first
+    hears the earlier user messages, so a conversation begun elsewhere keeps its context."""
+    earlier = body.messages[:-1]
+    if any(m.role == "assistant" for m in earlier):
+        known = await shop.conversation(_digest(body.user, earlier))
+        if known is not None:
+            return known
+    session = await shop.create_session(body.user)
+    said = [m.content or "" for m in earlier if m.role == "user" and (m.content or "").strip()]
+    for message in said[-REPLAYED_TURNS:]:
+        async for _ in shop.chat(session, message[:MAX_MESSAGE_CHARS], None):
+            pass
+    return session
+
+
 @openai.post("/v1/chat/completions", response_model=None)
 async def chat_completions(body: OpenAIChatIn, shop: Shop) -> JSONResponse | StreamingResponse:
-    """OpenAI chat completions. The last user message is the shopper's turn. A request
-    without `metadata.session_id` starts a conversation (with `user`'s saved preferences);
-    the answer's `bijou.session_id` continues it. A shopper id never opens a conversation:
-    it is not a secret, and the session id is the only key to a session and its cart."""
-    message = next((m.content or "" for m in reversed(body.messages) if m.role == "user"), "")
-    if not message.strip():
-        raise HTTPException(422, "no user message")
+    """OpenAI chat completions. The conversation is the request's `messages` (the last one
+    is the shopper's turn). `metadata.session_id` (returned as `bijou.session_id`)
+    continues a session; else the session whose reply the messages quote, else a new one
+    that first hears the earlier user messages. `user` is the returning shopper's id, whose
+    preferences carry over; it never opens a conversation by itself (it is not a secret)."""
+    if body.model != OPENAI_MODEL:
+        raise OpenAIError(404, f"The model {body.model!r} does not exist; use {OPENAI_MODEL!r}",
+                          "invalid_request_error", "model_not_found", "model")  # fmt: skip
+    last = body.messages[-1]
+    message = last.content or ""
+    if last.role != "user" or not message.strip():
+        raise OpenAIError(400, "the last message must be the user's, with text",
+                          "invalid_request_error", param="messages")  # fmt: skip
     if len(message) > MAX_MESSAGE_CHARS:
-        raise HTTPException(413, f"message longer than {MAX_MESSAGE_CHARS} characters")
-    session = body.metadata.get("session_id") or await shop.create_session(body.user)
+        raise OpenAIError(413, f"message longer than {MAX_MESSAGE_CHARS} characters",
+                          "invalid_request_error", "request_too_large", "messages")  # fmt: skip
+    session = body.metadata.get("session_id") or await _conversation_session(shop, body)
     events = shop.chat(session, message, None)
     first = await _first_event(events)
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -532,6 +622,10 @@ async def chat_completions(body: OpenAIChatIn, shop: Shop) -> JSONResponse | Str
         }
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
+    async def remember(reply: Reply) -> None:
+        said = OpenAIMessage(role="assistant", content=reply.text)
+        await shop.remember_conversation(_digest(body.user, [*body.messages, said]), session)
+
     if body.stream:
 
         async def stream() -> AsyncIterator[str]:
@@ -539,6 +633,8 @@ async def chat_completions(body: OpenAIChatIn, shop: Shop) -> JSONResponse | Str
             async for event in _chain(first, events):
                 if isinstance(event, TextDelta):
                     yield chunk({"content": event.text}, None)
+                else:
+                    await remember(event.reply)
             yield chunk({}, "stop")
             yield "data: [DONE]\n\n"
 
@@ -548,6 +644,7 @@ async def chat_completions(body: OpenAIChatIn, shop: Shop) -> JSONResponse | Str
         if isinstance(event, ReplyDone):
             reply = event.reply
     assert reply is not None
+    await remember(reply)
     return JSONResponse(
         {
             "id": ident,
@@ -689,12 +786,22 @@ ROUTERS = (health, carts, chat, catalog, admin, openai, tryon)
 
 def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> FastAPI:
     """The app; ``backend_factory`` runs once, on first use (in the replica, under Ray)."""
+    mcp: StreamableMCP | None = None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if mcp is not None:
+                await stack.enter_async_context(mcp.lifespan())
+            yield
+
     app = FastAPI(
         title="Bijou",
         version="0.1.0",
         description="Conversational shopping for jewelry shops: chat, voice, photo search.",
         # A body is refused (413) as it arrives, before a byte past the limit is read.
         max_body_size=config.serve.max_body_bytes,
+        lifespan=lifespan,
     )
     limiter = RateLimiter(config.serve.rate_limit)
     # The last added is the outermost: CORS headers go on a 429 too (the widget reads it),
@@ -711,6 +818,25 @@ def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> F
     app.state.backend = None
     app.state.rate_limiter = limiter
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if request.url.path not in OPENAI_PATHS:
+            return await http_exception_handler(request, exc)
+        body = getattr(exc, "body", None) or openai_error_body(exc.status_code, str(exc.detail))
+        return JSONResponse(body if "error" in body else {"error": body},
+                            status_code=exc.status_code)  # fmt: skip
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if request.url.path not in OPENAI_PATHS:
+            # FastAPI's own body echoes the input back: a megabyte of it, for a huge request.
+            return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
+        error = exc.errors()[0]
+        param = ".".join(str(p) for p in error.get("loc", ())[1:]) or None
+        # OpenAI answers a malformed request with 400, not FastAPI's 422.
+        return JSONResponse(openai_error_body(400, error.get("msg", "invalid request"), param),
+                            status_code=400)  # fmt: skip
+
     @app.exception_handler(UnknownSessionError)
     async def unknown_session(request: Request, exc: UnknownSessionError) -> JSONResponse:
         return JSONResponse({"detail": "unknown session; start a new one"}, status_code=404)
@@ -718,11 +844,6 @@ def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> F
     @app.exception_handler(AudioDecodeError)
     async def bad_audio(request: Request, exc: AudioDecodeError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=413 if exc.too_large else 400)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own body echoes the input back: a megabyte of it, for a huge request.
-        return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
 
     @app.exception_handler(BackendUnavailableError)
     async def unavailable(request: Request, exc: BackendUnavailableError) -> JSONResponse:
@@ -753,6 +874,11 @@ def create_app(config: BijouConfig, backend_factory: Callable[[], Backend]) -> F
 
     for router in ROUTERS:
         app.include_router(router)
+    if config.serve.mcp:
+        # The same tools for any AI assistant (streamable HTTP); see bijou.serve.mcp.
+        mcp = StreamableMCP(build_mcp(config, lambda: _backend(app)), config.serve.host)
+        app.router.add_route("/mcp", mcp, methods=["GET", "POST", "DELETE"],
+                             include_in_schema=False)  # fmt: skip
     # The widget and the demo shop page.
     app.mount("/widget", StaticFiles(directory=WEB_DIR), name="widget")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,15 +36,16 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponse
 from bijou.agent.agent import AgentEvent, ShoppingAgent
 from bijou.agent.llm import load_chat_model
 from bijou.agent.memory import SessionStore
-from bijou.agent.tools import CartItem, cart_items
+from bijou.agent.tools import CartItem, ToolCall, ToolResult, cart_items
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig, load_config, merge_tree
 from bijou.fusion.encoders import Encoders
 from bijou.modelfiles import ModelFileError
 from bijou.retrieval.complements import Bundle, Complement
+from bijou.retrieval.knowledge import KnowledgeAnswer
 from bijou.retrieval.query import QueryParser
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
-from bijou.retrieval.shop import LocalShop
+from bijou.retrieval.shop import LocalShop, size_chart_of
 from bijou.serve.api import BackendUnavailableError, create_app
 from bijou.serve.speech import SpeechToText, Transcript
 from bijou.serve.tryon import OutputFormat, Reason, TryOnError, TryOnRenderer
@@ -256,6 +258,9 @@ class Retriever:
         fuser = _RemoteFuser(fusion) if fusion is not None else None
         encoders = Encoders(_RemoteEncoder(text), _RemoteEncoder(image), fuser)  # type: ignore[arg-type]
         self.shop = LocalShop.load(config, SearchEngine.load(config, encoders))
+        # The shop's pages are indexed off the event loop (the remote encoder blocks), in
+        # the background: search serves meanwhile; a first question waits for them.
+        threading.Thread(target=lambda: self.shop.engine.knowledge, daemon=True).start()
 
     def ready(self) -> bool:
         return self.shop.engine.index.serving
@@ -287,6 +292,9 @@ class Retriever:
     def bundle(self, anchor: Product, **options: Any) -> Bundle | None:
         return self.shop.bundle(anchor, **options)
 
+    def answer(self, question: str) -> KnowledgeAnswer:
+        return self.shop.answer(question)
+
     def upsert(self, products: list[Product]) -> int:
         return self.shop.engine.upsert(products)
 
@@ -302,8 +310,9 @@ class RemoteShop:
     """The agent's `Shop`, answered by the Retriever deployment; every call is a read, so
     each is retried once when the Retriever's replica is lost mid-call."""
 
-    def __init__(self, retriever: DeploymentHandle) -> None:
+    def __init__(self, retriever: DeploymentHandle, size_chart: Path) -> None:
         self.retriever = retriever
+        self.size_chart = size_chart
         self._parser: QueryParser | None = None
         self._parser_at = 0.0
 
@@ -335,6 +344,9 @@ class RemoteShop:
     def bundle(self, anchor: Product, **options: Any) -> Bundle | None:
         return call_once_more(lambda: self.retriever.bundle.remote(anchor, **options), "bundle")
 
+    def answer(self, question: str) -> KnowledgeAnswer:
+        return self.retriever.answer.remote(question).result()
+
 
 # --- agent ---------------------------------------------------------------------------------
 @serve.deployment
@@ -342,7 +354,7 @@ class Agent:
     """The LLM, dialog state and carts (SQLite on this replica's node)."""
 
     def __init__(self, config: BijouConfig, retriever: DeploymentHandle) -> None:
-        shop = RemoteShop(retriever)
+        shop = RemoteShop(retriever, size_chart_of(config))
         self.agent = ShoppingAgent(config, shop, SessionStore.open(config), load_chat_model(config))
 
     def ready(self) -> bool:
@@ -350,6 +362,12 @@ class Agent:
 
     def create_session(self, shopper_id: str | None) -> str:
         return self.agent.start_session(shopper_id)
+
+    def conversation(self, digest: str) -> str | None:
+        return self.agent.store.conversation(digest)
+
+    def remember_conversation(self, digest: str, session_id: str) -> None:
+        self.agent.store.remember_conversation(digest, session_id)
 
     def chat(
         self, session_id: str, message: str, image: Image.Image | None
@@ -382,6 +400,9 @@ class Agent:
         # Serve calls this on a graceful shutdown, after the turns in flight have finished.
         self.agent.store.close()
 
+    def run_tool(self, call: ToolCall) -> ToolResult:
+        return self.agent.run_tool(call)
+
 
 # --- ingress -------------------------------------------------------------------------------
 class RayBackend:
@@ -407,6 +428,12 @@ class RayBackend:
         return await ask(
             lambda: self.agent.create_session.remote(shopper_id), "session", idempotent=False
         )
+
+    async def conversation(self, digest: str) -> str | None:
+        return await self.agent.conversation.remote(digest)
+
+    async def remember_conversation(self, digest: str, session_id: str) -> None:
+        await self.agent.remember_conversation.remote(digest, session_id)
 
     async def chat(
         self, session_id: str, message: str, image: Image.Image | None
@@ -460,6 +487,9 @@ class RayBackend:
 
     async def delete_session(self, session_id: str) -> None:
         await ask(lambda: self.agent.delete_session.remote(session_id), "forget", idempotent=False)
+
+    async def tool(self, call: ToolCall) -> ToolResult:
+        return await self.agent.run_tool.remote(call)
 
     async def upsert(self, products: list[Product]) -> int:
         return await ask(lambda: self.retriever.upsert.remote(products), "upsert", idempotent=True)

@@ -11,7 +11,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from bijou.agent.agent import AgentEvent, ShoppingAgent
 from bijou.agent.memory import CartLine
-from bijou.agent.tools import CartItem, cart_items
+from bijou.agent.tools import CartItem, ToolCall, ToolResult, cart_items
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
 from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
@@ -42,6 +42,16 @@ class LocalBackend:
 
     async def create_session(self, shopper_id: str | None) -> str:
         return await run_in_threadpool(self.agent.start_session, shopper_id)
+
+    async def latest_session(self, shopper_id: str) -> str:
+        sessions = await run_in_threadpool(self.agent.store.sessions_of, shopper_id)
+        return sessions[-1] if sessions else await self.create_session(shopper_id)
+
+    async def conversation(self, digest: str) -> str | None:
+        return await run_in_threadpool(self.agent.store.conversation, digest)
+
+    async def remember_conversation(self, digest: str, session_id: str) -> None:
+        await run_in_threadpool(self.agent.store.remember_conversation, digest, session_id)
 
     def chat(
         self, session_id: str, message: str, image: Image.Image | None
@@ -82,6 +92,9 @@ class LocalBackend:
 
     async def delete_session(self, session_id: str) -> None:
         await run_in_threadpool(self.agent.store.delete_session, session_id)
+
+    async def tool(self, call: ToolCall) -> ToolResult:
+        return await run_in_threadpool(self.agent.run_tool, call)
 
     def _cart_items(self, lines: list[CartLine]) -> list[CartItem]:
         return cart_items(self.agent.shop, lines)

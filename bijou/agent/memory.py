@@ -372,7 +372,8 @@ class SessionStore:
         with self._transaction(write=True) as conn:
             now = self._touch(conn, session_id)
             conn.execute(
-                "INSERT OR REPLACE INTO conversations (digest, session_id, at) VALUES (?, ?, ?)",
+                "INSERT INTO conversations (digest, session_id, at) VALUES (?, ?, ?) ON CONFLICT"
+                " (digest) DO UPDATE SET session_id = excluded.session_id, at = excluded.at",
                 (digest, session_id, now),
             )
 

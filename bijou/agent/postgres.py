@@ -58,6 +58,15 @@ _SCHEMA_V1 = (
     )""",
 )
 
+# v2: the conversations a digest of an OpenAI-style request names (see memory._SCHEMA_V2).
+_SCHEMA_V2 = (
+    """CREATE TABLE IF NOT EXISTS conversations (
+        digest TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        at DOUBLE PRECISION NOT NULL
+    )""",
+)
+
 
 class _Connection:
     """A psycopg connection that takes SessionStore's queries (``?`` placeholders)."""
@@ -107,6 +116,9 @@ class PostgresSessionStore(SessionStore):
                 )
             if version < 1:
                 for statement in _SCHEMA_V1:
+                    conn.execute(statement)
+            if version < 2:
+                for statement in _SCHEMA_V2:
                     conn.execute(statement)
             conn.execute(
                 "INSERT INTO bijou_meta (key, value) VALUES ('schema', ?) "

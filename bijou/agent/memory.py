@@ -86,6 +86,15 @@ _SCHEMA_V2 = (
 )
 
 
+# Each schema version's statements, in order; a store at version N runs those above N.
+MIGRATIONS = ((1, _SCHEMA_V1), (2, _SCHEMA_V2))
+
+
+def pending(migrations: Sequence[tuple[int, Sequence[str]]], version: int) -> list[str]:
+    """The statements that bring a store at ``version`` up to date."""
+    return [s for number, statements in migrations if number > version for s in statements]
+
+
 class UnknownSessionError(KeyError):
     """No such session (or an id that cannot be one)."""
 
@@ -263,12 +272,8 @@ class SessionStore:
             # Checked again under the write lock: another process may have upgraded meanwhile.
             self._check_version(conn)
             (version,) = conn.execute("PRAGMA user_version").fetchone()
-            if version < 1:
-                for statement in _SCHEMA_V1:
-                    conn.execute(statement)
-            if version < 2:
-                for statement in _SCHEMA_V2:
-                    conn.execute(statement)
+            for statement in pending(MIGRATIONS, version):
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from bijou.agent.memory import SCHEMA_VERSION, SchemaVersionError, SessionStore
+from bijou.agent.memory import SCHEMA_VERSION, SchemaVersionError, SessionStore, pending
 
 CONNECT_TIMEOUT_S = 10
 # Any 64-bit number all bijou processes agree on: schema changes take this advisory lock.
@@ -114,12 +114,8 @@ class PostgresSessionStore(SessionStore):
                     f"{self.path} has memory schema version {version}, newer than this "
                     f"bijou's ({SCHEMA_VERSION}): upgrade bijou or point memory.url elsewhere"
                 )
-            if version < 1:
-                for statement in _SCHEMA_V1:
-                    conn.execute(statement)
-            if version < 2:
-                for statement in _SCHEMA_V2:
-                    conn.execute(statement)
+            for statement in pending(((1, _SCHEMA_V1), (2, _SCHEMA_V2)), version):
+                conn.execute(statement)
             conn.execute(
                 "INSERT INTO bijou_meta (key, value) VALUES ('schema', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -277,7 +277,7 @@ def test_backend_errors_are_wrapped(qwen: LlamaChatModel, monkeypatch: pytest.Mo
 
 def test_queued_work_has_a_deadline(qwen: LlamaChatModel, monkeypatch: pytest.MonkeyPatch):
     messages = [ChatMessage("user", "Describe a pearl necklace.")]
-    monkeypatch.setattr(qwen, "queue_timeout_s", 0.2)
+    monkeypatch.setattr(qwen.pool, "queue_timeout_s", 0.2)
     busy = qwen.stream(messages, max_tokens=40)
     next(busy)  # the one copy is generating
     start = time.monotonic()

@@ -105,7 +105,9 @@ def error_problem(status: int, headers: httpx.Headers | dict, content: bytes) ->
     if not str(headers.get("content-type", "")).startswith("application/json"):
         return f"error body is not JSON ({headers.get('content-type')})"
     try:
-        detail = json.loads(text).get("detail")
+        body = json.loads(text)
+        # FastAPI's {"detail": ...}, or OpenAI's {"error": {"message": ...}} on its paths.
+        detail = body.get("detail") or (body.get("error") or {}).get("message")
     except (ValueError, AttributeError):
         return "error body is not a JSON object"
     if not isinstance(detail, str) or not detail.strip():

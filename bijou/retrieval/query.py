@@ -189,10 +189,7 @@ def grammar() -> Grammar:
         number_words=re.compile(rf"{word}(?:\s+{word})*"),
         total=re.compile(any_of(b.total)),
         # English words may stand between ("don't want to spend over"); Chinese is adjacent.
-        floor_negated=re.compile(
-            rf"(?:{any_of(b.floor_negated_before)})(?:\s+[a-z]+){{0,4}}\s*$|"
-            rf"(?:{any_of(b.floor_negated_before)})$"
-        ),
+        floor_negated=re.compile(rf"(?:{any_of(b.floor_negated_before)})(?:\s+[a-z]+){{0,4}}\s*$"),
         regret=re.compile(
             rf"\W{{0,3}}(?:is |are |would be |seems )?{any_of(b.floor_regret_after)}"
         ),

@@ -14,7 +14,13 @@ import pytest
 from bijou.catalog.loader import BUNDLED_SHOP
 from bijou.config import BijouConfig
 from bijou.fusion.encoders import Encoders
-from bijou.retrieval.knowledge import BijouEmbedding, ShopKnowledge, read_documents, sections
+from bijou.retrieval.knowledge import (
+    BijouEmbedding,
+    ShopKnowledge,
+    read_documents,
+    searches,
+    sections,
+)
 from bijou.retrieval.sizes import SizeChart, SizeError
 
 CHART = SizeChart.load()
@@ -110,6 +116,33 @@ ANSWERED = [
     ("Do you deliver to Singapore and how long does it take?", "delivery.md"),
 ]
 DECLINED = ["What time does your Mumbai showroom open?", "Do you sell perfume gift hampers?"]
+# The pages are English: a Chinese or Hinglish question finds its page through the English
+# words of its topic.
+ANSWERED_IN_OTHER_LANGUAGES = [
+    ("耳环可以换货吗", "returns-and-exchanges.md"),
+    ("項鍊可以用信用卡分期付款嗎", "payment.md"),
+    ("kangan ka naap kaise pata karun", "bangle-sizes.md"),
+]
+
+
+@pytest.mark.parametrize(
+    ("question", "searched"),
+    [
+        ("戒指尺码怎么量", ["ring size", "size"]),  # the Chinese characters alone are noise
+        ("項鍊可以刻字嗎", ["necklace engrave", "engrave"]),  # traditional characters too
+        ("kya isko wapas kar sakte hain", ["kya isko wapas kar sakte hain", "return"]),
+        ("chandi ki anguthi", ["chandi ki anguthi", "silver ring"]),  # no topic: no topic search
+    ],
+)
+def test_other_languages_are_searched_by_their_words_in_english(
+    question: str, searched: list[str]
+) -> None:
+    assert searches(question) == searched
+
+
+def test_english_questions_are_searched_as_asked() -> None:
+    assert searches("how do I clean my silver ring") == ["how do I clean my silver ring"]
+    assert searches("你们有实体店吗") == ["你们有实体店吗"]  # no known word: as asked
 
 
 def _config(tmp_path: Path, **index: str) -> BijouConfig:
@@ -126,6 +159,9 @@ def test_answers_name_their_source_and_unknowns_are_declined(
             assert answer.answered, question
             assert answer.passages[0].source == source, question
             assert answer.passages[0].text in (BUNDLED_SHOP / source).read_text()
+        for question, source in ANSWERED_IN_OTHER_LANGUAGES:
+            answer = knowledge.answer(question)
+            assert answer.answered and answer.passages[0].source == source, question
         for question in DECLINED:
             assert not knowledge.answer(question).answered, question
         assert not knowledge.answer("   ").answered

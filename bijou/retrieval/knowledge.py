@@ -28,6 +28,7 @@ from qdrant_client import QdrantClient
 from bijou.catalog.loader import BUNDLED_SHOP
 from bijou.config import BijouConfig, KnowledgeConfig
 from bijou.fusion.encoders import TextEncoder
+from bijou.retrieval.lexicon import Lexicon, language_of, load_lexicon, to_simplified
 from bijou.retrieval.server import connect
 
 # Part of the corpus fingerprint: a change in how documents are split rebuilds the collection.
@@ -187,7 +188,10 @@ class ShopKnowledge:
 
     def answer(self, question: str) -> KnowledgeAnswer:
         """The sections that answer ``question``, best first, or none."""
-        found = self.retriever.retrieve(question) if question.strip() else []
+        found = [
+            hit for text in (searches(question) if question.strip() else [])
+            for hit in self.retriever.retrieve(text)
+        ]  # fmt: skip
         best: dict[tuple[str, str], Passage] = {}
         for hit in found:
             meta, score = hit.node.metadata, float(hit.score or 0.0)
@@ -204,6 +208,24 @@ class ShopKnowledge:
     def close(self) -> None:
         if self.owns_client:
             self.client.close()
+
+
+def searches(question: str, lexicon: Lexicon | None = None) -> list[str]:
+    """What the pages are searched with: the question as asked and, when it has Chinese or
+    Hinglish words, its known words in English ("银戒指尺码怎么量" is also searched as
+    "silver ring size") and its topic alone ("size"). The text encoder and the pages are
+    English: a question's topic words find its page, and the rest of a sentence it cannot read
+    is noise, so a Chinese one with known words is searched by them alone."""
+    lex = lexicon or load_lexicon()
+    text = to_simplified(" ".join(question.lower().split()))
+    things = [term for words in (lex.colours, lex.articles) for _, term in words.find(text)]
+    topics = [term for _, term in lex.attributes.find(text)]
+    if all(term.language == "en" for term in things + topics):
+        return [question]
+    english = " ".join(dict.fromkeys(term.gloss for term in things + topics))
+    topic = " ".join(dict.fromkeys(term.gloss for term in topics))
+    asked = [] if language_of(question) == "zh" else [question]
+    return [s for s in dict.fromkeys([*asked, english, topic]) if s]
 
 
 def _held_corpus(client: QdrantClient, name: str) -> str | None:

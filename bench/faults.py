@@ -3,6 +3,7 @@ data folder, and against `bijou index`. Each fault says what was acknowledged, w
 the requests that failed and how long recovery took.
 
     python bench/faults.py [--data var] [--seconds 40] [--json OUT] [--only crash,sigterm,index]
+    python bench/faults.py --only replicas --seconds 420 [--chats 4]
 
 crash    while upserts, cart additions and chats run, every process of the server gets
          SIGKILL (kill -9 of its process group and of every process it started); then a
@@ -13,6 +14,11 @@ sigterm  SIGTERM to `bijou serve` (what docker stop and Kubernetes send) while a
          (raylet, gcs, ray::DashboardAgent, ray::RuntimeEnvAgent, replicas) may be left.
 index    `bijou index` on a 1,500-product catalog killed (SIGKILL) midway: `bijou serve`'s
          readiness must not report a part-built index; the next `bijou index` resumes.
+replicas while `bench/load.py` runs (chats, searches, voice) and shoppers add to their carts
+         and ask "cheaper", one replica of each deployment in turn is killed with Ray's own
+         API (`ray.kill` on the replica actor): Serve must replace it; per kill, the failed
+         requests, the time until the replacement is running, and any acknowledged cart line
+         or dialog state that a later answer no longer has.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BIJOU = [str(Path(sys.executable).parent / "bijou")]  # the console script beside python
 ADMIN_KEY = "fault-bench-key"
 PORT = 18_731
+APP = "bijou"
+KILLED = ("Ingress", "Agent", "Retriever", "TextEncoder", "ImageEncoder", "SpeechToText", "TryOn")
+KINDS = ("chat", "search", "voice")  # load.py's request kinds
+LOAD_FIELDS = ("completed", "errors", "p50_ms", "p95_ms", "error_examples")
 
 
 # --- processes -----------------------------------------------------------------------------
@@ -344,6 +355,175 @@ def sigterm(data: Path, work: Path) -> dict:
     }
 
 
+# --- replica loss under load ---------------------------------------------------------------
+@dataclass
+class Shoppers:
+    """What the shopper worker saw: acknowledged cart lines, and each later answer checked."""
+
+    cart: list[tuple[str, str]] = field(default_factory=list)  # session, product id
+    turns: int = 0
+    failed: list[tuple[float, str]] = field(default_factory=list)  # wall-clock time, what
+    state_lost: list[tuple[float, str]] = field(default_factory=list)
+
+    def fail(self, what: str) -> None:
+        self.failed.append((time.time(), what))
+
+
+def _reply(answer: httpx.Response) -> dict | None:
+    """The `reply` event of a chat stream read whole."""
+    event = ""
+    for line in answer.text.splitlines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: ") and event == "reply":
+            return json.loads(line[6:])
+    return None
+
+
+def _shoppers(
+    client: httpx.Client, seen: Shoppers, stop: threading.Event, products: list[str]
+) -> None:
+    """One shopper after another: a cart line through the API, then two chat turns in that
+    session. After each the cart must still hold the line (the Agent replica answering may be
+    a new one: the state is in the session store), and a bare "cheaper" must go below the
+    cheapest product of the turn before (the dialog state carried over)."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        try:
+            created = client.post("/v1/sessions", json={})
+            if created.status_code != 200:
+                seen.fail(f"session {created.status_code}")
+                continue
+            session = created.json()["session_id"]
+            product = products[n % len(products)]
+            added = client.post(f"/v1/sessions/{session}/cart", json={"product_id": product})
+            if added.status_code != 200:
+                seen.fail(f"cart {added.status_code}")
+                continue
+            seen.cart.append((session, product))
+            shown: list[float] = []
+            for message in ("silver earrings under 2000", "cheaper"):
+                answer = client.post("/v1/chat", json={"session_id": session, "message": message})
+                reply = _reply(answer) if answer.status_code == 200 else None
+                if reply is None:
+                    seen.fail(f"chat {answer.status_code}")
+                    break
+                seen.turns += 1
+                prices = [p["price"] for p in reply["products"]]
+                # Nothing cheaper exists when the search had to relax: no claim to check.
+                went_up = shown and not reply["relaxed"] and any(p >= min(shown) for p in prices)
+                cart = client.get(f"/v1/sessions/{session}/cart")
+                if reply["session_id"] != session:
+                    seen.state_lost.append((time.time(), "a new session answered"))
+                elif cart.is_success and product not in [i["id"] for i in cart.json()["items"]]:
+                    seen.state_lost.append((time.time(), f"after {message!r}: cart line gone"))
+                elif message == "cheaper" and went_up:
+                    seen.state_lost.append((time.time(), "'cheaper' did not read the last turn"))
+                shown = prices
+        except (httpx.HTTPError, KeyError, ValueError) as error:
+            seen.fail(f"shopper: {type(error).__name__}")
+
+
+def _replicas_of(deployment: str) -> list[str]:
+    import ray
+
+    prefix = f"SERVE_REPLICA::{APP}#{deployment}#"
+    return sorted(
+        a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["name"].startswith(prefix)
+    )  # fmt: skip
+
+
+def _recovered(deployment: str, killed: str) -> bool:
+    """A replica other than the killed one is running and Serve calls the deployment healthy."""
+    from ray import serve
+
+    status = serve.status().applications[APP].deployments[deployment]
+    running = status.replica_states.get("RUNNING", 0)
+    others = [name for name in _replicas_of(deployment) if name != killed]
+    return status.status == "HEALTHY" and running >= 1 and bool(others)
+
+
+def replica_loss(data: Path, work: Path, seconds: float, chats: int) -> dict:
+    import ray
+
+    data_dir = work / "replicas-data"
+    copy_data(data, data_dir)
+    server = Server(data_dir, work / "replicas.log", server_env(data_dir))
+    first_ready = server.start()
+    ray.init(address="auto", namespace="serve", log_to_driver=False)
+    from ray import serve
+
+    deployments = [d for d in KILLED if d in serve.status().applications[APP].deployments]
+    load_json = work / "load.json"
+    load_began = time.time()
+    load = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "load.py"), "--url", url(), "--chat", str(chats),
+         "--search", "2", "--voice", "1", "--seconds", str(seconds), "--json", str(load_json)],
+        stdout=(work / "load.log").open("w"), stderr=subprocess.STDOUT, env=server_env(data_dir),
+    )  # fmt: skip
+    kills: list[dict] = []
+    with httpx.Client(base_url=url(), timeout=180) as client:
+        found = client.post("/v1/search", data={"text": "silver ring", "top_k": 5}).json()
+        products = [r["id"] for r in found["results"]]
+        seen, stop = Shoppers(), threading.Event()
+        worker = threading.Thread(target=_shoppers, args=(client, seen, stop, products))
+        worker.start()
+        gap = seconds / (len(deployments) + 1)  # the kills spread over the load, a gap apart
+        for n, deployment in enumerate(deployments, start=1):
+            time.sleep(max(0.0, load_began + n * gap - time.time()))
+            victim = _replicas_of(deployment)[0]
+            killed_at = time.time()
+            ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
+            while not _recovered(deployment, victim) and time.time() - killed_at < 600:
+                time.sleep(0.5)
+            kills.append({
+                "deployment": deployment, "at": killed_at,
+                "recovered_s": round(time.time() - killed_at, 1),
+            })  # fmt: skip
+        load.wait()
+        stop.set()
+        worker.join()
+        lost_cart = []
+        for session, product in seen.cart:
+            answer = client.get(f"/v1/sessions/{session}/cart")
+            if not answer.is_success or product not in [i["id"] for i in answer.json()["items"]]:
+                lost_cart.append(session)
+    ray.shutdown()
+    server.kill9()
+    server.reap()
+    report = json.loads(load_json.read_text())
+    failures = [(t, kind, what) for kind in KINDS for t, what in report[kind]["error_at"]]
+    failures += [(t, "shopper", what) for t, what in seen.failed]
+    first = kills[0]["at"]
+    before = [kind for t, kind, _ in failures if t < first]
+    ends = [k["at"] for k in kills[1:]] + [float("inf")]
+    for kill, end in zip(kills, ends, strict=True):
+        # A request fails in the kill's window: from the kill until the next one.
+        window = [(kind, what) for t, kind, what in failures if kill["at"] <= t < end]
+        kinds = [kind for kind, _ in window]
+        kill["failed_requests"] = {k: kinds.count(k) for k in sorted(set(kinds))}
+        kill["failures"] = dict(Counter(what for _, what in window))
+        kill["state_lost"] = sum(kill["at"] <= t < end for t, _ in seen.state_lost)
+        kill["at_s"] = round(kill.pop("at") - load_began, 1)
+    return {
+        "first_start_s": round(first_ready, 1),
+        "load": {kind: {k: report[kind][k] for k in LOAD_FIELDS} for kind in KINDS},
+        "shoppers": {
+            "cart_lines_acknowledged": len(seen.cart),
+            "chat_turns_answered": seen.turns,
+            "failed": len(seen.failed),
+            "failed_examples": sorted({what for _, what in seen.failed})[:5],
+            "state_lost": len(seen.state_lost),
+            "state_lost_examples": sorted({what for _, what in seen.state_lost})[:5],
+            "cart_lines_lost_at_the_end": len(lost_cart),
+        },
+        "failed_before_the_first_kill": {k: before.count(k) for k in sorted(set(before))},
+        "kills": kills,
+    }
+
+
 # --- bijou index killed ---------------------------------------------------------------------
 def index_kill(work: Path, products: int = 1500) -> dict:
     from bijou.catalog.loader import BUNDLED_IMAGES, load_catalog
@@ -408,7 +588,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / "var")
     parser.add_argument("--seconds", type=float, default=40.0)
-    parser.add_argument("--only", default="crash,sigterm,index")
+    parser.add_argument("--only", default="crash,sigterm,index", help="also: replicas")
+    parser.add_argument("--chats", type=int, default=4, help="replicas: load.py's shoppers")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args()
@@ -425,6 +606,9 @@ def main() -> None:
         if "index" in chosen:
             results["index"] = index_kill(work)
             print(json.dumps({"index": results["index"]}, indent=2), flush=True)
+        if "replicas" in chosen:
+            results["replicas"] = replica_loss(args.data, work, args.seconds, args.chats)
+            print(json.dumps({"replicas": results["replicas"]}, indent=2), flush=True)
     finally:
         print(f"logs in {work}" if args.keep else "", file=sys.stderr)
         if not args.keep:

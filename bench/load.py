@@ -41,11 +41,13 @@ VOICE_TEXT = "show me silver earrings under two thousand rupees"
 class Tally:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    error_at: list[tuple[float, str]] = field(default_factory=list)  # wall-clock time, what
     examples: list[str] = field(default_factory=list)
     fallbacks: int = 0  # chat turns whose LLM text was replaced by a template
 
     def error(self, what: str) -> None:
         self.errors += 1
+        self.error_at.append((round(time.time(), 3), what))
         if len(self.examples) < 5:
             self.examples.append(what)
 
@@ -60,6 +62,7 @@ class Tally:
             "p99_ms": round(percentile(ok, 0.99) * 1000, 1) if ok else 0.0,
             "fallback_share": round(self.fallbacks / len(ok), 3) if ok else 0.0,
             "error_examples": self.examples,
+            "error_at": self.error_at,
         }
 
 

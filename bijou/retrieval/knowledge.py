@@ -28,7 +28,8 @@ from qdrant_client import QdrantClient
 from bijou.catalog.loader import BUNDLED_SHOP
 from bijou.config import BijouConfig, KnowledgeConfig
 from bijou.fusion.encoders import TextEncoder
-from bijou.retrieval.lexicon import Lexicon, language_of, load_lexicon, to_simplified
+from bijou.retrieval.lexicon import Lexicon, language_of, load_lexicon
+from bijou.retrieval.query import normalise
 from bijou.retrieval.server import connect
 
 # Part of the corpus fingerprint: a change in how documents are split rebuilds the collection.
@@ -217,7 +218,7 @@ def searches(question: str, lexicon: Lexicon | None = None) -> list[str]:
     English: a question's topic words find its page, and the rest of a sentence it cannot read
     is noise, so a Chinese one with known words is searched by them alone."""
     lex = lexicon or load_lexicon()
-    text = to_simplified(" ".join(question.lower().split()))
+    text = normalise(question).lower()
     things = [term for words in (lex.colours, lex.articles) for _, term in words.find(text)]
     topics = [term for _, term in lex.attributes.find(text)]
     if all(term.language == "en" for term in things + topics):

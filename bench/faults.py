@@ -3,7 +3,7 @@ data folder, and against `bijou index`. Each fault says what was acknowledged, w
 the requests that failed and how long recovery took.
 
     python bench/faults.py [--data var] [--seconds 40] [--json OUT] [--only crash,sigterm,index]
-    python bench/faults.py --only replicas --seconds 420 [--chats 4] [--serve-config YAML]
+    python bench/faults.py --only replicas --seconds 420 [--chats 4] [--agent-replicas 2]
 
 crash    while upserts, cart additions and chats run, every process of the server gets
          SIGKILL (kill -9 of its process group and of every process it started); then a
@@ -41,9 +41,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BIJOU = [str(Path(sys.executable).parent / "bijou")]  # the console script beside python
+SERVE_YAML = ROOT / "bijou" / "serve" / "serve.yaml"
 ADMIN_KEY = "fault-bench-key"
 PORT = 18_731
 APP = "bijou"
@@ -215,15 +217,26 @@ def _carts(client: httpx.Client, acks: Acks, stop: threading.Event, products: li
         n += 1
 
 
+def _reply(answer: httpx.Response) -> dict | None:
+    """The `reply` event of a chat stream read whole."""
+    event = ""
+    for line in answer.text.splitlines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: ") and event == "reply":
+            return json.loads(line[6:])
+    return None
+
+
 def _chats(client: httpx.Client, acks: Acks, stop: threading.Event) -> None:
     messages = ["silver earrings under 2000", "cheaper", "a gold necklace", "show me watches"]
     n = 0
     while not stop.is_set():
         try:
             answer = client.post("/v1/chat", json={"message": messages[n % len(messages)]})
-            if answer.status_code == 200 and "event: reply" in answer.text:
-                session = json.loads(answer.text.split("data: ", 1)[1].split("\n", 1)[0])
-                acks.chats.append(session["session_id"])
+            reply = _reply(answer) if answer.status_code == 200 else None
+            if reply is not None:
+                acks.chats.append(reply["session_id"])
             else:
                 acks.fail(f"chat {answer.status_code}")
         except (httpx.HTTPError, ValueError) as error:
@@ -371,17 +384,6 @@ class Shoppers:
         self.failed.append((time.time(), what))
 
 
-def _reply(answer: httpx.Response) -> dict | None:
-    """The `reply` event of a chat stream read whole."""
-    event = ""
-    for line in answer.text.splitlines():
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: ") and event == "reply":
-            return json.loads(line[6:])
-    return None
-
-
 def _shoppers(
     client: httpx.Client, seen: Shoppers, stop: threading.Event, products: list[str]
 ) -> None:
@@ -448,13 +450,26 @@ def _recovered(deployment: str, before: list[str]) -> bool:
     return status.status == "HEALTHY" and len(alive) >= len(before) and replaced
 
 
-def replica_loss(
-    data: Path, work: Path, seconds: float, chats: int, serve_yaml: Path | None = None
-) -> dict:
+def with_agents(replicas: int, out: Path) -> Path:
+    """The shipped Serve YAML with ``replicas`` Agents sharing the shipped Agent's CPU share
+    (Ray places replicas by their shares: on 2 cores two whole shares leave the Ingress
+    none)."""
+    app = yaml.safe_load(SERVE_YAML.read_text())
+    for deployment in app["applications"][0]["deployments"]:
+        if deployment["name"] == "Agent":
+            deployment["num_replicas"] = replicas
+            options = deployment["ray_actor_options"]
+            options["num_cpus"] = round(options["num_cpus"] / replicas, 3)
+    out.write_text(yaml.safe_dump(app, sort_keys=False))
+    return out
+
+
+def replica_loss(data: Path, work: Path, seconds: float, chats: int, agents: int = 1) -> dict:
     import ray
 
     data_dir = work / "replicas-data"
     copy_data(data, data_dir)
+    serve_yaml = with_agents(agents, work / "serve.yaml") if agents > 1 else None
     server = Server(data_dir, work / "replicas.log", server_env(data_dir), serve_yaml)
     first_ready = server.start()
     ray.init(address="auto", namespace="serve", log_to_driver=False)
@@ -596,7 +611,7 @@ def main() -> None:
     parser.add_argument("--only", default="crash,sigterm,index", help="also: replicas")
     parser.add_argument("--chats", type=int, default=4, help="replicas: load.py's shoppers")
     parser.add_argument(
-        "--serve-config", type=Path, help="replicas: a Ray Serve YAML (default: the shipped one)"
+        "--agent-replicas", type=int, default=1, help="replicas: Agents (default: 1, as shipped)"
     )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
@@ -616,7 +631,7 @@ def main() -> None:
             print(json.dumps({"index": results["index"]}, indent=2), flush=True)
         if "replicas" in chosen:
             results["replicas"] = replica_loss(
-                args.data, work, args.seconds, args.chats, args.serve_config
+                args.data, work, args.seconds, args.chats, args.agent_replicas
             )
             print(json.dumps({"replicas": results["replicas"]}, indent=2), flush=True)
     finally:

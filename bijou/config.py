@@ -77,7 +77,8 @@ class IndexConfig(_Section):
     collection: str = "bijou_products"
     # Server mode, used when the collection is created: shards spread the points over a
     # cluster's nodes, replicas keep copies of each shard (a node can fail), writes wait for
-    # write_consistency replicas; on_disk keeps vectors memory-mapped, not in RAM.
+    # write_consistency replicas. on_disk (either mode, when the index is created) keeps
+    # vectors memory-mapped, read from disk as search needs them, not held in RAM.
     shards: int = Field(default=1, ge=1)
     replicas: int = Field(default=1, ge=1)
     write_consistency: int = Field(default=1, ge=1)
@@ -147,8 +148,16 @@ class SearchConfig(_Section):
 
 class LLMConfig(_Section):
     # llama: llama.cpp in process; transformers: a Hugging Face folder (GPU); openai: an
-    # OpenAI-compatible server (llama.cpp server, vLLM) at base_url, `model` its model name.
-    backend: Literal["llama", "transformers", "openai"] = "llama"
+    # OpenAI-compatible server (llama.cpp server, vLLM) at base_url, `model` its model name;
+    # llama-server: llama.cpp's server started by Bijou on `model`, parallel slots batched.
+    backend: Literal["llama", "transformers", "openai", "llama-server"] = "llama"
+    # llama-server backend: the binary (scripts/build_llama_server.sh builds it); None looks
+    # for llama-server on PATH, then in <data_dir>/bin.
+    server_binary: Path | None = None
+    # openai and llama-server backends: requests this process keeps at the server at once; a
+    # turn waits for one at most queue_timeout_s. For llama-server also its parallel slots,
+    # decoded together (None: 4). None for openai: no limit here, the server queues.
+    slots: int | None = Field(default=None, ge=1)
     base_url: str | None = None  # openai backend: e.g. http://127.0.0.1:8080/v1
     api_key: str | None = None  # openai backend, when the server wants one
     # How the openai backend asks for JSON: json_schema (OpenAI, vLLM) or json_object with

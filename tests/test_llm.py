@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import re
+import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,7 @@ import pytest
 
 from bijou import modelfiles
 from bijou.agent import llm
+from bijou.agent.llama_server import LlamaServer, LlamaServerError, LlamaServerOptions
 from bijou.agent.llm import (
     PACKAGED_MODELS,
     ChatMessage,
@@ -491,3 +493,96 @@ def test_openai_backend_needs_a_url(tmp_path: Path):
     config = BijouConfig.model_validate({"data_dir": tmp_path, "llm": {"backend": "openai"}})
     with pytest.raises(ModelFileError, match="base_url"):
         load_chat_model(config)
+
+
+def test_openai_backend_slots_bound_requests_in_flight(llama_server: str):
+    """With one slot, a second turn does not join the server's queue: it waits at most
+    queue_timeout_s for the slot, then gives up (the agent answers from its template)."""
+    model = OpenAIChatModel(llama_server, model="qwen", slots=1, queue_timeout_s=0.3)
+    first = model.stream([ChatMessage("user", "Count from one to twenty.")], max_tokens=40)
+    assert next(first)  # the slot is held while the reply streams
+    started = time.monotonic()
+    with pytest.raises(LLMTimeout, match="queued"):
+        list(model.stream([ChatMessage("user", "hi")], max_tokens=4))
+    assert time.monotonic() - started < 5
+    first.close()  # gives the slot back
+    assert "".join(model.stream([ChatMessage("user", "hi")], max_tokens=4, timeout_s=60))
+
+
+# --------------------------------------------------------------------------- llama-server
+
+
+def test_llama_server_binary_not_found_says_how_to_build_it(tmp_path: Path):
+    config = BijouConfig.model_validate(
+        {
+            "data_dir": tmp_path,
+            "llm": {"backend": "llama-server", "server_binary": str(tmp_path / "nope")},
+        }
+    )
+    with pytest.raises(ModelFileError, match=r"build_llama_server\.sh"):
+        load_chat_model(config)
+
+
+def test_llama_server_that_fails_to_start_reports_its_log(tmp_path: Path):
+    broken = tmp_path / "llama-server"
+    broken.write_text("#!/bin/sh\necho 'error: unknown argument' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    options = LlamaServerOptions(
+        binary=broken,
+        model=tmp_path / "model.gguf",
+        alias="m",
+        slots=2,
+        threads=1,
+        context_per_slot=512,
+        seed=1,
+        log_path=tmp_path / "logs" / "llama-server.log",
+    )
+    with pytest.raises(LlamaServerError, match=r"exited with 3.*unknown argument"):
+        LlamaServer(options)
+
+
+LLAMA_SERVER_BINARY = Path(__file__).resolve().parents[1] / "var" / "bin" / "llama-server"
+
+
+@pytest.mark.skipif(
+    not LLAMA_SERVER_BINARY.is_file() and shutil.which("llama-server") is None,
+    reason="llama-server not built (bash scripts/build_llama_server.sh; .ci/run builds it)",
+)
+def test_llama_server_backend_batches_concurrent_turns(models_dir: Path):
+    """The real llama.cpp server on the packaged model: its slots answer concurrent
+    requests together, JSON keeps to a schema, and closing stops the process."""
+    binary = LLAMA_SERVER_BINARY if LLAMA_SERVER_BINARY.is_file() else None
+    config = BijouConfig.model_validate(
+        {
+            "data_dir": models_dir.parent,
+            "threads": 1,
+            "llm": {"backend": "llama-server", "server_binary": binary, "slots": 3,
+                    "context": 1024},
+        }
+    )  # fmt: skip
+    model = load_chat_model(config)
+    assert isinstance(model, OpenAIChatModel) and model.server is not None
+    try:
+        prompts = [f"Name a {word} gemstone in one word." for word in ("red", "blue", "green")]
+        with ThreadPoolExecutor(3) as pool:
+            replies = list(
+                pool.map(
+                    lambda p: "".join(
+                        model.stream([ChatMessage("user", p)], max_tokens=8, timeout_s=120)
+                    ),
+                    prompts,
+                )
+            )
+        assert all(reply.strip() for reply in replies)
+        answer = model.complete_json(
+            [ChatMessage("user", "Is a gold ring jewellery? Answer as JSON.")],
+            INTENT_SCHEMA,
+            max_tokens=40,
+            timeout_s=120,
+        )
+        assert answer["intent"] in INTENT_SCHEMA["properties"]["intent"]["enum"]
+        log = (models_dir.parent / "logs" / "llama-server.log").read_text()
+        assert "n_parallel" in log or "slot" in log  # the server ran its parallel slots
+    finally:
+        model.server.close()
+    assert not model.server.running

@@ -8,6 +8,9 @@ backends behind one streaming interface.
   available there, so schema output is only checked after generation.
 - ``openai``: any OpenAI-compatible server (llama.cpp's, vLLM, a hosted model) at
   ``llm.base_url``; the server constrains JSON output to the schema.
+- ``llama-server``: llama.cpp's server started as a child process on the packaged or given
+  GGUF file (``bijou.agent.llama_server``), its parallel slots decoded together, then used
+  as the ``openai`` backend is.
 
 ``import bijou.agent.llm`` is cheap: llama_cpp, torch and transformers load on first use.
 """
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from bijou.agent.llama_server import LlamaServer, LlamaServerOptions, find_binary
 from bijou.config import BijouConfig, LLMConfig
 from bijou.modelfiles import ModelFileError, ModelSpec, assemble_model, split_spec
 
@@ -335,7 +339,11 @@ class OpenAIChatModel(_ChatBase):
     GPU, or a hosted model. Streams server-sent events; a JSON schema goes as the server's
     ``response_format`` (``json_schema``, the OpenAI form vLLM takes, or ``json_object``
     with a ``schema``, the form llama.cpp's servers take). The server queues and batches
-    concurrent requests itself, so there is no lock here."""
+    concurrent requests itself; with ``slots`` this process keeps at most that many at the
+    server and a caller waits for one at most ``queue_timeout_s`` (or its own deadline), so
+    under load a turn falls back at once instead of waiting in the server's queue.
+    ``server``, when given, is the child process behind ``base_url``, kept alive with this
+    model."""
 
     def __init__(
         self,
@@ -347,6 +355,9 @@ class OpenAIChatModel(_ChatBase):
         temperature: float = 0.2,
         seed: int = 13,
         response_format: str = "json_schema",
+        slots: int | None = None,
+        queue_timeout_s: float | None = None,
+        server: LlamaServer | None = None,
     ) -> None:
         self.name = model
         self.url = base_url.rstrip("/") + "/chat/completions"
@@ -355,6 +366,8 @@ class OpenAIChatModel(_ChatBase):
         self.temperature = temperature
         self.seed = seed
         self.response_format = response_format
+        self.slots = None if slots is None else ModelPool(range(slots), queue_timeout_s)
+        self.server = server
 
     def stream(
         self,
@@ -387,7 +400,9 @@ class OpenAIChatModel(_ChatBase):
     ) -> Iterator[str]:
         import httpx
 
-        timeout = httpx.Timeout(timeout_s or 60.0, connect=min(timeout_s or 10.0, 10.0))
+        slot = None if self.slots is None else self.slots.take(deadline)
+        left = None if deadline is None else max(0.1, deadline - time.monotonic())
+        timeout = httpx.Timeout(left or 60.0, connect=min(left or 10.0, 10.0))
         try:
             with (
                 httpx.Client(timeout=timeout) as client,
@@ -414,6 +429,9 @@ class OpenAIChatModel(_ChatBase):
             raise LLMTimeout(f"the LLM server did not answer within {timeout_s} s") from exc
         except httpx.HTTPError as exc:
             raise LLMError(f"the LLM server at {self.url} failed: {exc}") from exc
+        finally:
+            if self.slots is not None:
+                self.slots.give_back(slot)
 
 
 @dataclass
@@ -602,7 +620,11 @@ def load_chat_model(config: BijouConfig) -> ChatModel:
             temperature=llm.temperature,
             seed=config.seed,
             response_format=llm.response_format,
+            slots=llm.slots,
+            queue_timeout_s=llm.queue_timeout_s,
         )
+    if llm.backend == "llama-server":
+        return _start_llama_server(config, threads)
     if llm.backend == "transformers":
         if llm.model_path is None:
             raise ModelFileError(
@@ -632,4 +654,38 @@ def load_chat_model(config: BijouConfig) -> ChatModel:
         seed=config.seed,
         replicas=llm.replicas,
         queue_timeout_s=llm.queue_timeout_s,
+    )
+
+
+# llama-server's parallel slots when llm.slots is unset: on 2 cores, 4 slots batched together
+# gave the best turn latency at 20 shoppers (docs/benchmarks.md, "The LLM under load").
+LLAMA_SERVER_SLOTS = 4
+
+
+def _start_llama_server(config: BijouConfig, threads: int) -> OpenAIChatModel:
+    llm = config.llm
+    slots = llm.slots or LLAMA_SERVER_SLOTS
+    path = resolve_model_path(llm, config.models_dir)
+    name = llm.model if llm.model_path is None else path.stem
+    options = LlamaServerOptions(
+        binary=find_binary(llm.server_binary, config.data_dir),
+        model=path,
+        alias=name,
+        slots=slots,
+        threads=threads,
+        context_per_slot=llm.context,
+        seed=config.seed,
+        log_path=config.data_dir / "logs" / "llama-server.log",
+    )
+    server = LlamaServer(options)
+    return OpenAIChatModel(
+        server.base_url,
+        model=name,
+        max_tokens=llm.max_tokens,
+        temperature=llm.temperature,
+        seed=config.seed,
+        response_format="json_object",  # llama.cpp's form of a schema
+        slots=slots,
+        queue_timeout_s=llm.queue_timeout_s,
+        server=server,
     )

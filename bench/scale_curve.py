@@ -36,7 +36,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from search_latency import DEV_QUERIES, TOP_K, WARMUPS, measure, photos, rss_mb, text_requests
-from synthetic_catalog import directory_bytes
+from synthetic_catalog import MemoryWatch, directory_bytes
 
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig, IndexConfig
@@ -70,13 +70,14 @@ def prepare_baseline(source: Path, out: Path) -> dict:
     }
 
 
-def build(size: int, root: Path, source: Path) -> dict:
+def build(size: int, root: Path, source: Path, on_disk: bool) -> dict:
     """The size's index (built once, then reused) and what building it cost."""
     report_path = root / str(size) / "build.json"
     if report_path.is_file():
         return json.loads(report_path.read_text())
     command = [sys.executable, str(HERE / "synthetic_catalog.py"), "--size", str(size),
                "--out", str(root / str(size)), "--source", str(source)]  # fmt: skip
+    command += ["--on-disk"] if on_disk else []
     start = time.perf_counter()
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     report = json.loads(done.stdout)
@@ -119,6 +120,12 @@ def unfiltered(engine: SearchEngine, request: SearchRequest) -> list[Product]:
 
 def search(data_dir: Path, count: int, repeats: int, seed: int) -> dict:
     """Latency per query kind and peak memory of one process searching ``data_dir``."""
+    with MemoryWatch() as watch:
+        report = _search(data_dir, count, repeats, seed)
+    return {**report, "peak_anon_mb": round(watch.peak_anon_mb)}
+
+
+def _search(data_dir: Path, count: int, repeats: int, seed: int) -> dict:
     config = BijouConfig.model_validate({"data_dir": data_dir})
     start = time.perf_counter()
     engine = SearchEngine.load(config)
@@ -147,6 +154,10 @@ def markdown(rows: Sequence[dict]) -> str:
     def ms(row: dict, kind: str) -> str:
         return f"{row[kind]['p50_ms']:.1f} / {row[kind]['p95_ms']:.1f}"
 
+    def memory(peak_mb: int, anon_mb: int | None) -> str:
+        """Peak RSS; with the anonymous part where measured (the rest is mapped files)."""
+        return f"{peak_mb:,} MiB" + (f" ({anon_mb:,} anon)" if anon_mb is not None else "")
+
     def ratio(row: dict, kind: str) -> str:
         return f"{row['search'][kind]['p95_ms'] / base['search'][kind]['p95_ms']:.1f}x"
 
@@ -165,8 +176,9 @@ def markdown(rows: Sequence[dict]) -> str:
             f"| {row['name']} | {row['search']['products']:,} | "
             + " | ".join(ms(row["search"], k) for k in KINDS)
             + f" | {ratios if row is not base else '1.0x'} | "
-            f"{row['search']['peak_rss_mb']:,} MiB | {b['index_bytes'] / 2**20:,.0f} MiB | "
-            f"{build} | {b['build_peak_rss_mb']:,} MiB |"
+            f"{memory(row['search']['peak_rss_mb'], row['search'].get('peak_anon_mb'))} | "
+            f"{b['index_bytes'] / 2**20:,.0f} MiB{' (vectors on disk)' if b.get('on_disk') else ''}"
+            f" | {build} | {memory(b['build_peak_rss_mb'], b.get('build_peak_anon_mb'))} |"
         )
     return "\n".join(lines)
 
@@ -213,6 +225,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("-n", "--queries", type=int, default=60, help="per query kind")
     parser.add_argument("-r", "--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--on-disk-from",
+        type=int,
+        default=1_000_000,
+        help="sizes from this one up are built with index.on_disk (memory-mapped vectors)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--search-only", type=Path, default=None, help=argparse.SUPPRESS)
@@ -235,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     found = search_in_subprocess(baseline_dir, args.queries, args.repeats, args.seed)
     rows = [{"name": "bundled (real)", "build": baseline, "search": found}]
     for size in args.sizes:
-        built = build(size, args.root, args.source)
+        built = build(size, args.root, args.source, size >= args.on_disk_from)
         found = search_in_subprocess(args.root / str(size), args.queries, args.repeats, args.seed)
         rows.append({"name": f"synthetic {size:,}", "build": built, "search": found})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)

@@ -29,7 +29,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -157,22 +160,94 @@ class Generator:
         return float(np.mean(np.sum(moved * self.source.vectors[name][rows], axis=1)))
 
 
+class MemoryWatch:
+    """Peak anonymous and file-backed resident memory of this process, sampled twice a
+    second (ru_maxrss counts memory-mapped index files, which the kernel can drop, as if
+    they were the process's own). When the machine's available memory falls below
+    ``floor_mb`` the build stops with a message instead of meeting the OOM killer."""
+
+    def __init__(self, floor_mb: float = 1536, interval_s: float = 0.5) -> None:
+        self.floor_mb = floor_mb
+        self.interval_s = interval_s
+        self.peak_anon_mb = self.peak_file_mb = 0.0
+        self.lowest_available_mb = float("inf")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _kib(path: str, keys: tuple[str, ...]) -> dict[str, float]:
+        found = {}
+        for line in Path(path).read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in keys:
+                found[key] = int(rest.split()[0]) / 1024
+        return found
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            own = self._kib("/proc/self/status", ("RssAnon", "RssFile"))
+            self.peak_anon_mb = max(self.peak_anon_mb, own.get("RssAnon", 0.0))
+            self.peak_file_mb = max(self.peak_file_mb, own.get("RssFile", 0.0))
+            available = self._kib("/proc/meminfo", ("MemAvailable",))["MemAvailable"]
+            self.lowest_available_mb = min(self.lowest_available_mb, available)
+            if available < self.floor_mb:
+                print(f"stopped: {available:.0f} MiB left on the machine (RssAnon "
+                      f"{own.get('RssAnon', 0):.0f} MiB)", file=sys.stderr, flush=True)  # fmt: skip
+                os._exit(3)
+
+    def __enter__(self) -> MemoryWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self) -> dict[str, int]:
+        return {
+            "build_peak_anon_mb": round(self.peak_anon_mb),
+            "build_peak_file_mb": round(self.peak_file_mb),
+            "lowest_available_mb": round(self.lowest_available_mb),
+        }
+
+
 def directory_bytes(path: Path) -> int:
     """Bytes the files under ``path`` take on disk (the engine preallocates sparse files, so
     their apparent size overstates it)."""
     return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())
 
 
-def generate(source_dir: Path, out_dir: Path, size: int, noise: float, seed: int) -> dict:
-    """Write ``size`` synthetic products into a fresh embedded index under ``out_dir``/index,
-    optimise it, and report the times and sizes."""
+def generate(
+    source_dir: Path, out_dir: Path, size: int, noise: float, seed: int, on_disk: bool = False
+) -> dict:
+    """Write ``size`` synthetic products into a fresh embedded index under ``out_dir``/index
+    (vectors memory-mapped with ``on_disk``), optimise it, and report times and sizes."""
     source_index = ProductIndex.open(IndexConfig(), source_dir / "index")
     try:
         source = Source.read(source_index)
     finally:
         source_index.close()
     generator = Generator(source, noise, seed)
-    index = ProductIndex.open(IndexConfig(), out_dir / "index")
+    index = ProductIndex.open(IndexConfig(on_disk=on_disk), out_dir / "index")
+    watch = MemoryWatch()
+    with watch:
+        timings = _write_and_optimise(index, generator, size)
+    return {
+        **timings,
+        "source_products": len(source.products),
+        "noise": noise,
+        "seed": seed,
+        "on_disk": on_disk,
+        "parent_cosine_text": round(generator.parent_cosine("text"), 3),
+        "parent_cosine_image": round(generator.parent_cosine("image"), 3),
+        "index_bytes": directory_bytes(out_dir / "index"),
+        "build_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        **watch.report(),
+    }
+
+
+def _write_and_optimise(index: ProductIndex, generator: Generator, size: int) -> dict:
+    source = generator.source
     try:
         index.ensure(source.encoders, source.dims, rebuild=True)
         start = time.perf_counter()
@@ -188,15 +263,8 @@ def generate(source_dir: Path, out_dir: Path, size: int, noise: float, seed: int
     return {
         "size": written,
         "count": count,
-        "source_products": len(source.products),
-        "noise": noise,
-        "seed": seed,
-        "parent_cosine_text": round(generator.parent_cosine("text"), 3),
-        "parent_cosine_image": round(generator.parent_cosine("image"), 3),
         "write_s": round(write_s, 1),
         "optimize_s": round(optimize_s, 1),
-        "index_bytes": directory_bytes(out_dir / "index"),
-        "build_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
 
@@ -209,8 +277,9 @@ def main() -> None:
     )
     parser.add_argument("--noise", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--on-disk", action="store_true", help="index.on_disk: mmap'd vectors")
     args = parser.parse_args()
-    report = generate(args.source, args.out, args.size, args.noise, args.seed)
+    report = generate(args.source, args.out, args.size, args.noise, args.seed, args.on_disk)
     print(json.dumps(report, indent=2))
 
 

@@ -48,8 +48,9 @@ def _vector(value: np.ndarray | Sparse) -> object:
 
 
 class EdgeBackend:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, on_disk: bool = False) -> None:
         self.directory = directory
+        self.on_disk = on_disk
         self.shard_dir = directory / "shard"
         self.manifest_path = directory / "manifest.json"
         self._shard: qe.EdgeShard | None = None
@@ -78,8 +79,13 @@ class EdgeBackend:
         return read_manifest_file(self.manifest_path) if self._shard is not None else None
 
     def create(self, manifest: Manifest) -> None:
+        # on_disk: vectors memory-mapped but not read in ahead (the page cache holds what
+        # search touches, and gives it back under pressure); the graphs stay in RAM.
+        memory = qe.Memory.Cold if self.on_disk else None
         vectors = {
-            name: qe.EdgeVectorParams(size=manifest.dims[name], distance=qe.Distance.Cosine)
+            name: qe.EdgeVectorParams(
+                size=manifest.dims[name], distance=qe.Distance.Cosine, memory=memory
+            )
             for name in DENSE_VECTORS
         }
         sparse = {SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)}

@@ -226,7 +226,7 @@ class ProductIndex:
         if config.mode == "edge":
             from bijou.retrieval.edge import EdgeBackend
 
-            return cls(EdgeBackend(index_dir))
+            return cls(EdgeBackend(index_dir, on_disk=config.on_disk))
         from bijou.retrieval.server import ServerBackend
 
         return cls(ServerBackend(config))

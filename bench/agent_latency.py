@@ -23,7 +23,7 @@ from pathlib import Path
 from search_latency import rss_mb
 
 from bijou.agent.agent import ReplyDone, ShoppingAgent, TextDelta
-from bijou.agent.llm import ChatMessage, ChatModel
+from bijou.agent.llm import ChatMessage, ChatModel, LLMTimeout
 from bijou.config import BijouConfig, load_config
 from bijou.metrics import percentile
 
@@ -37,6 +37,7 @@ class TimedModel:
     model: ChatModel
     calls: list[tuple[float, int, float]] = field(default_factory=list)
     started: float = 0.0
+    timeouts: int = 0  # calls of this turn that ran past their deadline (queue included)
 
     @property
     def name(self) -> str:
@@ -49,6 +50,9 @@ class TimedModel:
                 first = first if first is not None else time.perf_counter()
                 pieces += 1
                 yield piece
+        except LLMTimeout:
+            self.timeouts += 1
+            raise
         finally:
             if first is not None:
                 self.calls.append((first - self.started, pieces, time.perf_counter() - first))
@@ -68,6 +72,9 @@ class Run:
     turn_p95_s: float
     tokens_per_s: float
     fallbacks: int
+    # Why: the LLM ran past its deadline, or the verifier dropped every sentence it wrote.
+    fallbacks_timed_out: int
+    fallbacks_rejected: int
 
 
 def read_dialogs(path: Path) -> list[list[str]]:
@@ -84,18 +91,22 @@ def read_dialogs(path: Path) -> list[list[str]]:
 
 
 def replay(agent: ShoppingAgent, timed: TimedModel, dialogs: list[list[str]]) -> Run:
-    first_text, llm_first, turns, tokens, streaming, fallbacks = [], [], [], 0, 0.0, 0
+    first_text, llm_first, turns, tokens, streaming = [], [], [], 0, 0.0
+    fallbacks = timed_out = rejected = 0
     for dialog in dialogs:
         session = agent.start_session()
         for message in dialog:
             timed.calls.clear()
+            timed.timeouts = 0
             timed.started = start = time.perf_counter()
             first = None
             for event in agent.stream(session, message):
                 if isinstance(event, TextDelta) and first is None:
                     first = time.perf_counter() - start
-                if isinstance(event, ReplyDone):
-                    fallbacks += event.reply.fallback
+                if isinstance(event, ReplyDone) and event.reply.fallback:
+                    fallbacks += 1
+                    timed_out += timed.timeouts > 0
+                    rejected += timed.timeouts == 0 and event.reply.repaired > 0
             turns.append(time.perf_counter() - start)
             first_text.append(first if first is not None else turns[-1])
             # Routing calls (JSON) count toward tokens/s too; the first streamed call of a
@@ -114,6 +125,8 @@ def replay(agent: ShoppingAgent, timed: TimedModel, dialogs: list[list[str]]) ->
         percentile(turns, 0.95),
         tokens / streaming if streaming else 0.0,
         fallbacks,
+        timed_out,
+        rejected,
     )
 
 

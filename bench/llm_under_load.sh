@@ -4,11 +4,16 @@
 # bench/load.py's ladder of concurrent shoppers (chat only) against it; a JSON per setting.
 #
 #   bash bench/llm_under_load.sh [OUT=var/bench/llm-load] [SECONDS=30] [PORT=18915]
+#                                [SETTINGS="one-copy two-copies"]
 #
 # Settings (BIJOU__ environment overrides of the defaults):
-#   one-copy:  the previous behaviour, one llama.cpp copy on 2 threads, a queued turn waits
-#              as long as its own timeout allows (llm.queue_timeout_s unset);
-#   two-copies: llm.replicas 2 on 1 thread each, queued work given up after 4 s.
+#   one-copy:     one llama.cpp copy on 2 threads, a queued turn waits as long as its own
+#                 timeout allows (llm.queue_timeout_s unset);
+#   two-copies:   llm.replicas 2 on 1 thread each, queued work given up after 4 s;
+#   default:      the shipped settings: one copy on 2 threads, queued work given up after 4 s;
+#   llama-server: llama.cpp's server (scripts/build_llama_server.sh) with 4 parallel slots
+#                 batched together on 2 threads, queued work given up after 4 s;
+#                 llama-server-2 and llama-server-8 the same with 2 and 8 slots.
 set -euo pipefail
 OUT=${1:-var/bench/llm-load}
 SECONDS_PER_LEVEL=${2:-30}
@@ -39,5 +44,15 @@ uvicorn.run(create_app(config, lambda: LocalBackend.load(config)), port=$PORT, l
   kill -INT "$pid"; wait "$pid" || true
 }
 
-run_setting one-copy BIJOU__LLM__REPLICAS=1 BIJOU__LLM__THREADS=2 BIJOU__LLM__QUEUE_TIMEOUT_S=
-run_setting two-copies BIJOU__LLM__REPLICAS=2 BIJOU__LLM__THREADS=1 BIJOU__LLM__QUEUE_TIMEOUT_S=4
+declare -A SETTING=(
+  [one-copy]="BIJOU__LLM__REPLICAS=1 BIJOU__LLM__THREADS=2 BIJOU__LLM__QUEUE_TIMEOUT_S="
+  [two-copies]="BIJOU__LLM__REPLICAS=2 BIJOU__LLM__THREADS=1 BIJOU__LLM__QUEUE_TIMEOUT_S=4"
+  [default]="BIJOU__LLM__REPLICAS=1 BIJOU__LLM__THREADS=2 BIJOU__LLM__QUEUE_TIMEOUT_S=4"
+  [llama-server]="BIJOU__LLM__BACKEND=llama-server BIJOU__LLM__SLOTS=4 BIJOU__LLM__THREADS=2 BIJOU__LLM__QUEUE_TIMEOUT_S=4"
+  [llama-server-2]="BIJOU__LLM__BACKEND=llama-server BIJOU__LLM__SLOTS=2 BIJOU__LLM__THREADS=2 BIJOU__LLM__QUEUE_TIMEOUT_S=4"
+  [llama-server-8]="BIJOU__LLM__BACKEND=llama-server BIJOU__LLM__SLOTS=8 BIJOU__LLM__THREADS=2 BIJOU__LLM__QUEUE_TIMEOUT_S=4"
+)
+for name in ${4:-one-copy two-copies}; do
+  # shellcheck disable=SC2086
+  run_setting "$name" ${SETTING[$name]:?unknown setting $name}
+done

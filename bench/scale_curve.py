@@ -206,6 +206,13 @@ def plot(rows: Sequence[dict], path: Path) -> None:
     memory.plot(
         sizes, [r["build"]["index_bytes"] / 2**30 for r in rows], "^:", label="index on disk"
     )
+    # Where measured: the anonymous part alone (the rest is index files mapped in, which
+    # the kernel can drop).
+    for part, key, mark in (("search", "peak_anon_mb", "o"), ("build", "build_peak_anon_mb", "s")):
+        held = [(n, r[part][key] / 1024) for n, r in zip(sizes, rows, strict=True)
+                if key in r[part]]  # fmt: skip
+        if held:
+            memory.plot(*zip(*held, strict=True), mark, mfc="none", ms=9, label=f"{part} peak anon")
     memory.set(xscale="log", xlabel="products", ylabel="GiB", title="Memory and disk")
     memory.legend(fontsize=8)
     memory.grid(True, which="both", alpha=0.3)

@@ -142,3 +142,35 @@ def test_server_collection_takes_the_cluster_settings(monkeypatch: pytest.Monkey
     assert all(params.vectors[name].on_disk for name in ("text", "image", "fused"))
     assert backend.manifest() == Manifest(1, {"text": "t"}, {"text": 4, "image": 4, "fused": 4})
     backend.close()
+
+
+def test_edge_on_disk_keeps_vectors_mapped_and_searches(
+    tmp_path: Path, small_products: list[Product]
+) -> None:
+    """index.on_disk on the embedded engine: the shard is created with its dense vectors
+    memory-mapped (kept when reopened without the setting), and search still finds them."""
+    import json
+
+    import numpy as np
+
+    from bijou.config import IndexConfig
+    from bijou.retrieval.index import IndexPoint, ProductIndex, Sparse, VectorQuery
+
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((len(small_products), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = ProductIndex.open(IndexConfig(on_disk=True), tmp_path / "index")
+    index.ensure({"text": "t"}, {"text": 8, "image": 8, "fused": 8})
+    index.upsert(
+        IndexPoint(p, {"text": v}, Sparse([1], [1.0]))
+        for p, v in zip(small_products, vectors, strict=True)
+    )
+    index.optimize()
+    index.close()
+    stored = json.loads((tmp_path / "index" / "shard" / "edge_config.json").read_text())
+    assert {v["memory"] for v in stored["vectors"].values()} == {"cold"}
+
+    reopened = ProductIndex.open(IndexConfig(), tmp_path / "index")
+    [hits] = reopened.search([VectorQuery("text", vectors[5], limit=3)])
+    assert hits[0].product_id == small_products[5].id
+    reopened.close()

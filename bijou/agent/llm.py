@@ -657,8 +657,9 @@ def load_chat_model(config: BijouConfig) -> ChatModel:
     )
 
 
-# llama-server's parallel slots when llm.slots is unset: on 2 cores, 4 slots batched together
-# gave the best turn latency at 20 shoppers (docs/benchmarks.md, "The LLM under load").
+# llama-server's parallel slots when llm.slots is unset. On 2 cores 4 slots turned away fewer
+# of 20 shoppers' turns than 2 (33% against 52%) without 8 slots' 65 s tails at 50; none of
+# them beat one in-process copy's tails there (docs/benchmarks.md, "Continuous batching").
 LLAMA_SERVER_SLOTS = 4
 
 

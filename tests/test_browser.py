@@ -1,17 +1,21 @@
 """The chat widget (web/) in a real browser: Debian's Chromium driven by Playwright, against
 the real app (bijou.serve.api) served by uvicorn on the small catalog with the real models.
 
-Each test leaves a screenshot in docs/screenshots/. Chromium captures "microphone" audio
-from a WAV file that espeak-ng synthesizes. Skipped where Chromium or Playwright is missing
-(apt-get install chromium; pip install playwright; no `playwright install` needed).
+Each test leaves a screenshot in $BIJOU_SCREENSHOTS (docs/screenshots to refresh the README's
+pictures), else in the temp folder, so a test run leaves the tree clean. Chromium captures
+"microphone" audio from a WAV file that espeak-ng synthesizes. Skipped where Chromium or
+Playwright is missing (apt-get install chromium; pip install playwright; no `playwright
+install` needed).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import wave
@@ -27,7 +31,9 @@ from bijou.catalog.schema import Product
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ESPEAK = shutil.which("espeak-ng")
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SHOTS = Path(
+    os.environ.get("BIJOU_SCREENSHOTS") or Path(tempfile.gettempdir()) / "bijou-screenshots"
+)
 REPLY_MS = 120_000  # an LLM reply on 2 busy cores, with room to spare
 CHROMIUM_ARGS = [
     "--headless",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import shutil
 import socket
 import threading
 import time
@@ -34,6 +36,31 @@ from bijou.serve.local import LocalBackend
 from bijou.serve.speech import SpeechToText
 
 PER_ARTICLE = 8
+
+
+@pytest.fixture(scope="session")
+def needs_service() -> Callable[[bool, str], None]:
+    """``needs_service(available, what)``: skips the test where a real service (Chromium,
+    espeak-ng, PostgreSQL, llama-server) is missing, but fails it where the environment sets
+    BIJOU_REQUIRE_SERVICES=1, as CI does: there a skip would hide a broken install."""
+    required = os.environ.get("BIJOU_REQUIRE_SERVICES") == "1"
+
+    def check(available: bool, what: str) -> None:
+        if available:
+            return
+        if required:
+            pytest.fail(f"{what} (required: BIJOU_REQUIRE_SERVICES=1)", pytrace=False)
+        pytest.skip(what)
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def espeak(needs_service) -> str:
+    """espeak-ng, which synthesizes the spoken queries of the voice tests."""
+    path = shutil.which("espeak-ng")
+    needs_service(path is not None, "espeak-ng is not installed (apt-get install espeak-ng)")
+    return str(path)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,8 +16,6 @@ from PIL import Image
 
 from bijou.catalog.schema import Product
 from bijou.retrieval.search import SearchEngine
-
-ESPEAK = shutil.which("espeak-ng")
 
 
 @pytest.fixture
@@ -42,9 +39,9 @@ def _jpeg(product: Product, engine: SearchEngine) -> bytes:
     return out.getvalue()
 
 
-def _speech(tmp_path: Path, text: str, voice: str = "en-us+f3") -> bytes:
+def _speech(espeak: str, tmp_path: Path, text: str, voice: str = "en-us+f3") -> bytes:
     path = tmp_path / "query.wav"
-    subprocess.run([ESPEAK, "-v", voice, "-s", "140", "-w", str(path), text], check=True)
+    subprocess.run([espeak, "-v", voice, "-s", "140", "-w", str(path), text], check=True)
     return path.read_bytes()
 
 
@@ -144,9 +141,10 @@ def test_websocket_chat(client: TestClient) -> None:
 
 
 # --- voice ----------------------------------------------------------------------------
-@pytest.mark.skipif(ESPEAK is None, reason="espeak-ng is not installed (apt install espeak-ng)")
-def test_voice_query_is_transcribed_and_answered(client: TestClient, tmp_path: Path) -> None:
-    audio = _speech(tmp_path, "silver earrings under two thousand rupees")
+def test_voice_query_is_transcribed_and_answered(
+    client: TestClient, tmp_path: Path, espeak: str
+) -> None:
+    audio = _speech(espeak, tmp_path, "silver earrings under two thousand rupees")
     response = client.post(
         "/v1/voice", files={"audio": ("query.wav", audio, "audio/wav")}, data={"language": "en"}
     )
@@ -157,15 +155,14 @@ def test_voice_query_is_transcribed_and_answered(client: TestClient, tmp_path: P
     assert body["reply"]["session_id"] == body["session_id"]
 
 
-@pytest.mark.skipif(ESPEAK is None, reason="espeak-ng is not installed (apt install espeak-ng)")
-def test_voice_bad_audio_is_4xx(client: TestClient, tmp_path: Path) -> None:
+def test_voice_bad_audio_is_4xx(client: TestClient, tmp_path: Path, espeak: str) -> None:
     def post(data: bytes) -> int:
         return client.post("/v1/voice", files={"audio": ("a.wav", data, "audio/wav")}).status_code
 
     assert post(b"") == 400
     assert post(b"RIFF\x00\x00garbage" * 10) == 400
     long_text = " ".join(["silver earrings for my wife under two thousand rupees"] * 8)
-    assert post(_speech(tmp_path, long_text)) == 413  # longer than speech.max_seconds
+    assert post(_speech(espeak, tmp_path, long_text)) == 413  # longer than speech.max_seconds
 
 
 # --- search and products ----------------------------------------------------------------

@@ -30,7 +30,6 @@ from bijou.catalog.loader import BUNDLED_IMAGES
 from bijou.catalog.schema import Product
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ESPEAK = shutil.which("espeak-ng")
 SHOTS = Path(
     os.environ.get("BIJOU_SCREENSHOTS") or Path(tempfile.gettempdir()) / "bijou-screenshots"
 )
@@ -50,7 +49,11 @@ VOICE_QUERY = "silver earrings"
 WIDGET = "document.querySelector('#bijou-widget').shadowRoot"  # JS: the widget's shadow root
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Chromium browser")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _chromium(needs_service) -> None:
+    needs_service(Path(CHROMIUM).exists(), "no Chromium browser (apt-get install chromium)")
 
 
 # --- the app ------------------------------------------------------------------------------
@@ -100,14 +103,12 @@ def app_url(small_engine, finder, chat_model, tmp_path_factory) -> Iterator[str]
 
 # --- the browser --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def query_wav(tmp_path_factory) -> tuple[Path, float]:
+def query_wav(tmp_path_factory, espeak: str) -> tuple[Path, float]:
     """A spoken query and its length in seconds."""
-    if ESPEAK is None:
-        pytest.skip("no espeak-ng")
     folder = tmp_path_factory.mktemp("voice")
     spoken, path = folder / "spoken.wav", folder / "query.wav"
     subprocess.run(
-        [ESPEAK, "-v", "en-us", "-s", "140", "-w", str(spoken), VOICE_QUERY],
+        [espeak, "-v", "en-us", "-s", "140", "-w", str(spoken), VOICE_QUERY],
         check=True,
         capture_output=True,
     )

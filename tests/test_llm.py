@@ -544,13 +544,13 @@ def test_llama_server_that_fails_to_start_reports_its_log(tmp_path: Path):
 LLAMA_SERVER_BINARY = Path(__file__).resolve().parents[1] / "var" / "bin" / "llama-server"
 
 
-@pytest.mark.skipif(
-    not LLAMA_SERVER_BINARY.is_file() and shutil.which("llama-server") is None,
-    reason="llama-server not built (bash scripts/build_llama_server.sh; .ci/run builds it)",
-)
-def test_llama_server_backend_batches_concurrent_turns(models_dir: Path):
+def test_llama_server_backend_batches_concurrent_turns(models_dir: Path, needs_service):
     """The real llama.cpp server on the packaged model: its slots answer concurrent
     requests together, JSON keeps to a schema, and closing stops the process."""
+    needs_service(
+        LLAMA_SERVER_BINARY.is_file() or shutil.which("llama-server") is not None,
+        "llama-server not built (bash scripts/build_llama_server.sh)",
+    )
     binary = LLAMA_SERVER_BINARY if LLAMA_SERVER_BINARY.is_file() else None
     config = BijouConfig.model_validate(
         {

@@ -37,18 +37,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
+def postgres_url(needs_service) -> Iterator[str]:
     initdb = INITDB[-1]
-    if not initdb:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
+    needs_service(bool(initdb), "PostgreSQL is not installed (apt-get install postgresql)")
     bin_dir = Path(initdb).parent
     # Not under pytest's folder, which only root may enter.
     folder = Path(tempfile.mkdtemp(prefix="bijou-pg-"))
     # The server refuses to run as root: as root, it runs as the package's postgres user.
     run_as: list[str] = []
     if os.geteuid() == 0:
-        if not shutil.which("runuser"):
-            pytest.skip("running as root without runuser: cannot start PostgreSQL")
+        needs_service(
+            shutil.which("runuser") is not None,
+            "running as root without runuser: cannot start PostgreSQL",
+        )
         shutil.chown(folder, "postgres")
         run_as = ["runuser", "-u", "postgres", "--"]
     data, port = folder / "data", _free_port()
@@ -71,7 +72,7 @@ def postgres_url() -> Iterator[str]:
                 break
             except psycopg.OperationalError:
                 if server.poll() is not None:
-                    pytest.skip(f"PostgreSQL did not start (exit {server.returncode})")
+                    needs_service(False, f"PostgreSQL did not start (exit {server.returncode})")
                 time.sleep(0.2)
         yield url
     finally:

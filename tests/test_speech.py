@@ -344,9 +344,7 @@ def test_missing_model_package_names_the_pip_command(monkeypatch: pytest.MonkeyP
 
 # --------------------------------------------------------------------------- transcription
 
-needs_espeak = pytest.mark.skipif(
-    ESPEAK is None, reason="espeak-ng is not installed (apt-get install -y espeak-ng)"
-)
+needs_espeak = pytest.mark.usefixtures("espeak")
 
 
 def say(text: str, voice: str, speed: int = 140) -> bytes:

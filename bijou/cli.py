@@ -23,6 +23,7 @@ from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
 if TYPE_CHECKING:
     from bijou.agent.agent import ShoppingAgent
     from bijou.metrics import Query
+    from bijou.retrieval.understanding import Understander
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 FusionOption = Annotated[
@@ -156,6 +157,36 @@ def train_moves_command(
     path = out or mc.CHECKPOINT
     classifier.save(path)
     _err(f"saved {path}: {len(examples)} examples, {len(classifier.labels)} moves")
+
+
+DST_CORPUS = Path("eval/dst-corpus")
+
+
+@app.command("train-tracker")
+def train_tracker_command(
+    corpus: Annotated[Path, typer.Option(help="the dialog-state corpus")] = DST_CORPUS,
+    out: Annotated[Path | None, typer.Option(help="checkpoint path")] = None,
+) -> None:
+    """Train the dialog state tracker's learned parts on the corpus's training authors only
+    (split.json; seconds on a CPU); the default path is the checkpoint the package ships."""
+    from bijou.eval import dst
+    from bijou.retrieval.lexicon import load_lexicon
+    from bijou.understanding.learned import MODEL_PATH
+
+    split = dst.load_split(corpus)
+    dialogs = dst.load_corpus(corpus, split.train)
+    model = dst.fit_model(dialogs, _tracker_understander(), dst.Vocabulary.of(load_lexicon()))
+    path = out or MODEL_PATH
+    model.save(path)
+    turns = sum(len(d.turns) for d in dialogs)
+    _err(f"saved {path}: {len(dialogs)} dialogs, {turns} turns of {', '.join(split.train)}")
+
+
+def _tracker_understander() -> Understander:
+    from bijou.retrieval.query import QueryParser
+    from bijou.retrieval.understanding import Understander
+
+    return Understander(QueryParser(), strategy="hybrid")
 
 
 @app.command("train-compatibility")
@@ -768,6 +799,54 @@ def eval_dialogs_command(
         print(f"judge ({judged['judged']} turns): {scores}")
     for written in paths.values():
         _err(f"wrote {written}")
+
+
+@eval_app.command("dst")
+def eval_dst_command(
+    corpus: Annotated[Path, typer.Option(help="the dialog-state corpus")] = DST_CORPUS,
+    authors: Annotated[
+        str, typer.Option(help="test (the held-out authors), train, or a comma list")
+    ] = "test",
+    out: Annotated[Path | None, typer.Option(help="write the scores and misses as JSON")] = None,
+) -> None:
+    """Joint goal accuracy and per-slot accuracy of the dialog state tracker (the agent's
+    update before it, rules alone, learned parts alone, both) on the corpus's authors."""
+    from bijou.eval import dst
+    from bijou.retrieval.lexicon import load_lexicon
+    from bijou.understanding.learned import load_tracker_model
+    from bijou.understanding.tracker import StateTracker, TrackerOptions
+
+    split = dst.load_split(corpus)
+    chosen = {"test": split.test, "train": split.train}.get(authors, authors.split(","))
+    dialogs = dst.load_corpus(corpus, chosen)
+    vocab = dst.Vocabulary.of(load_lexicon())
+    understander = _tracker_understander()
+    model = load_tracker_model()
+    trackers: dict[str, dst.Tracker] = {"agent": dst.AgentTracker(understander)}
+    for strategy in ("rules", "learned", "combined"):
+        options = TrackerOptions(strategy=strategy)
+        trackers[strategy] = StateTracker(understander, options, model)
+    scores = {name: dst.score(tracker, dialogs, vocab) for name, tracker in trackers.items()}
+    header = ["slot", *scores]
+    rows = [["joint goal", *(f"{s.joint_goal:.3f}" for s in scores.values())]]
+    rows.append(["turn joint", *(f"{s.turn_joint:.3f}" for s in scores.values())])
+    for slot in (*dst.STATE_SLOTS, *dst.TURN_SLOTS):
+        rows.append([slot, *(f"{s.slots[slot]:.3f}" for s in scores.values())])
+    for lang in scores["combined"].languages:
+        rows.append(
+            [
+                f"joint goal {lang}",
+                *(f"{s.languages[lang]['joint_goal']:.3f}" for s in scores.values()),
+            ]
+        )
+    print(f"{len(dialogs)} dialogs, {scores['agent'].turns} turns of {', '.join(chosen)}")
+    _print_rows(header, rows)
+    if out is not None:
+        report = {
+            name: {**s.model_dump(), "misses": [m.model_dump() for m in s.misses]}
+            for name, s in scores.items()
+        }
+        out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
 @eval_app.command("rescore")

@@ -22,8 +22,8 @@ from bijou.agent.memory import (
     Turn,
     UnknownSessionError,
 )
-from bijou.agent.state import DialogState, Preferences
 from bijou.config import BijouConfig, MemoryConfig
+from bijou.understanding.state import DialogState, Preferences
 
 UNKNOWN_ID = "0" * 32
 MALFORMED_IDS = [

@@ -23,8 +23,8 @@ from bijou.agent.memory import (
     SessionStore,
     UnknownSessionError,
 )
-from bijou.agent.state import DialogState, Preferences
 from bijou.config import BijouConfig
+from bijou.understanding.state import DialogState, Preferences
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e .[dev])")
 INITDB = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb")]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from bijou.agent.state import DialogState, Preferences
 from bijou.agent.turns import apply_constraints, cheaper, exclude_brand_of, referenced, remember
 from bijou.catalog.schema import Product
 from bijou.retrieval.query import QueryParser
 from bijou.retrieval.understanding import DialogContext, Understander, Understanding
+from bijou.understanding.state import DialogState, Preferences
 
 PARSER = QueryParser(brands=["Estelle", "Zaveri Pearls", "Tanishq"], strict=True)
 UNDERSTANDER = Understander(PARSER)

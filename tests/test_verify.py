@@ -7,7 +7,6 @@ import pytest
 
 from bijou.agent import phrases
 from bijou.agent.phrases import money, pair_reason, product_line, reason, say, scope
-from bijou.agent.state import DialogState
 from bijou.agent.verify import (
     Grounding,
     ReplyVerifier,
@@ -18,6 +17,7 @@ from bijou.catalog.schema import Product
 from bijou.retrieval.lexicon import load_lexicon
 from bijou.retrieval.query import QueryParser
 from bijou.retrieval.reasons import Reason
+from bijou.understanding.state import DialogState
 
 PARSER = QueryParser(brands=["Estelle", "Zaveri Pearls", "Tanishq"], strict=True)
 VERIFIER = ReplyVerifier(PARSER)

@@ -24,7 +24,6 @@ from bijou.agent.llm import ChatMessage, ChatModel, LLMError, load_chat_model
 from bijou.agent.memory import NotInCartError, SessionStore
 from bijou.agent.opinion import LLMMoveOpinion
 from bijou.agent.phrases import money, say
-from bijou.agent.state import DialogState
 from bijou.agent.tools import CartItem, ShopContext, ToolCall, ToolResult
 from bijou.agent.turns import apply_constraints, cheaper, exclude_brand_of, referenced, remember
 from bijou.agent.verify import Grounding, ReplyVerifier, sentence_end
@@ -43,6 +42,7 @@ from bijou.retrieval.understanding import (
     Understander,
     Understanding,
 )
+from bijou.understanding.state import DialogState
 
 log = logging.getLogger(__name__)
 

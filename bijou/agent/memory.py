@@ -24,8 +24,8 @@ from typing import Literal, Self, TypeVar
 
 from pydantic import BaseModel
 
-from bijou.agent.state import DialogState, Preferences
 from bijou.config import BijouConfig
+from bijou.understanding.state import DialogState, Preferences
 
 logger = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from bijou.agent.state import DialogState
 from bijou.catalog.schema import Product
 from bijou.retrieval.lexicon import load_lexicon
 from bijou.retrieval.look import look_of
 from bijou.retrieval.reasons import Reason
+from bijou.understanding.state import DialogState
 
 if TYPE_CHECKING:
     from bijou.agent.agent import ProductView

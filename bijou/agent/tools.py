@@ -17,7 +17,6 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from bijou.agent.memory import CartLine, SessionStore
-from bijou.agent.state import DialogState
 from bijou.catalog.schema import Product
 from bijou.retrieval.complements import Bundle, Complement
 from bijou.retrieval.knowledge import Passage
@@ -27,6 +26,7 @@ from bijou.retrieval.query import QueryFilters
 from bijou.retrieval.search import SearchRequest
 from bijou.retrieval.shop import Shop
 from bijou.retrieval.sizes import SizeChart, SizeConversion, SizeError
+from bijou.understanding.state import DialogState
 
 
 @dataclass

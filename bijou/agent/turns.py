@@ -7,9 +7,9 @@ The LLM never sets a price, a category or a cart action; those come from here.
 
 from __future__ import annotations
 
-from bijou.agent.state import DialogState, Preferences
 from bijou.catalog.schema import Product
 from bijou.retrieval.understanding import Move, Understanding
+from bijou.understanding.state import DialogState, Preferences
 
 
 def referenced(

@@ -185,6 +185,7 @@ def build_filter(
     for key, values in (
         ("tones", filters.exclude_colours),
         ("brand", filters.exclude_brands),
+        ("article", filters.exclude_articles),
         ("product_id", exclude_ids),
     ):
         if values:

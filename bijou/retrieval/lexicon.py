@@ -213,6 +213,9 @@ class Lexicon:
     colours: Vocabulary
     recipients: Vocabulary
     occasions: Vocabulary
+    relations: Vocabulary  # who a gift is for: "wife", "colleague"
+    events: Vocabulary  # what it is for: "birthday", "diwali"
+    styles: Vocabulary  # a style named outright: "traditional", "western"
     refinements: Vocabulary
     attributes: Vocabulary  # question topics -> attribute names
     numbers: NumberWords
@@ -244,7 +247,8 @@ class Lexicon:
         """Every word and phrase of every vocabulary, lower case."""
         phrases: set[str] = set(self.stopwords) | set(self.zh_stopwords)
         for vocab in (self.articles, self.garments, self.colours, self.recipients,
-                      self.occasions, self.refinements, self.attributes):  # fmt: skip
+                      self.occasions, self.relations, self.events, self.styles,
+                      self.refinements, self.attributes):  # fmt: skip
             phrases |= set(vocab.terms)
         n, b, g, r = self.numbers, self.budget, self.negation, self.ranks
         phrases |= {*n.units, *n.scales, *n.fractions, *n.shifts, *n.joiners}
@@ -392,6 +396,9 @@ def load_lexicon(folder: Path = VOCAB_DIR) -> Lexicon:
         colours=Vocabulary.of("colours", _mapping_terms(files, "colours", groups)),
         recipients=Vocabulary.of("recipients", _mapping_terms(files, "recipients", groups)),
         occasions=Vocabulary.of("occasions", _mapping_terms(files, "occasions", groups)),
+        relations=Vocabulary.of("relations", _mapping_terms(files, "relations", groups)),
+        events=Vocabulary.of("events", _mapping_terms(files, "events", groups)),
+        styles=Vocabulary.of("styles", _mapping_terms(files, "styles", groups)),
         refinements=Vocabulary.of("refinements", _mapping_terms(files, "refinements", groups)),
         attributes=Vocabulary.of("attributes", _mapping_terms(files, "attributes", groups)),
         numbers=NumberWords(

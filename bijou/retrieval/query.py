@@ -65,6 +65,7 @@ class QueryFilters:
     brands: tuple[str, ...] = ()
     exclude_colours: tuple[str, ...] = ()
     exclude_brands: tuple[str, ...] = ()
+    exclude_articles: tuple[str, ...] = ()
     min_price: float | None = None
     max_price: float | None = None
 
@@ -113,6 +114,9 @@ class Grammar:
     regret: re.Pattern[str]
     neg_before: re.Pattern[str]
     neg_after: re.Pattern[str]
+    # A category is negated only by a cue right before it ("not a wallet"), never across a
+    # colour ("no gold earrings" wants earrings).
+    article_neg_before: re.Pattern[str]
     list_sep: re.Pattern[str]
     owned: re.Pattern[str]
     links: tuple[tuple[re.Pattern[str], str], ...]
@@ -195,6 +199,9 @@ def grammar() -> Grammar:
         ),
         neg_before=re.compile(rf"(?:{any_of(neg.before)})(?:\s+(?:by|from))?\s*$"),
         neg_after=re.compile(rf"^\s*(?:colou?r|tone|wala|wali|的)?\s*{any_of(neg.after)}"),
+        article_neg_before=re.compile(
+            rf"(?:{any_of(neg.before)})(?:\s+(?:a|an|the|any|more|of|those|these|some))*\s*$"
+        ),
         list_sep=re.compile(r"\s*(?:,|/|or|nor|and|、|或者|或|和|ya)?\s*"),
         owned=re.compile(any_of(lex.anchors.owned)),
         links=tuple((re.compile(any_of([ln.phrase])), ln.direction) for ln in lex.anchors.links),
@@ -430,14 +437,16 @@ class QueryParser:
         anchor = _anchor(read, spans, found, g)
         exclude_colours = found.get("exclude_colours")
         exclude_brands = found.get("exclude_brands")
+        exclude_articles = found.get("exclude_articles")
         filters = QueryFilters(
-            articles=found.get("articles"),
+            articles=tuple(a for a in found.get("articles") if a not in exclude_articles),
             colours=tuple(c for c in found.get("colours") if c not in exclude_colours),
             genders=found.get("genders"),
             usages=found.get("usages"),
             brands=tuple(b for b in found.get("brands") if b not in exclude_brands),
             exclude_colours=exclude_colours,
             exclude_brands=exclude_brands,
+            exclude_articles=exclude_articles,
             min_price=min_price,
             max_price=max_price,
         )
@@ -535,6 +544,15 @@ def _negation(text: str, start: int, end: int, prev_neg_end: int | None, g: Gram
     return None
 
 
+def _article_negation(text: str, start: int, end: int, g: Grammar) -> int | None:
+    """Where the negation of a category named at ``start:end`` is, or None if it is wanted."""
+    if m := g.article_neg_before.search(text[max(0, start - _NEGATION_WINDOW) : start]):
+        return max(0, start - _NEGATION_WINDOW) + m.start()
+    if m := g.neg_after.match(text[end : end + _AFTER_WINDOW]):
+        return end + m.end()
+    return None
+
+
 def _take_terms(
     kind: str,
     vocab: Vocabulary,
@@ -551,11 +569,11 @@ def _take_terms(
             found.add(kind, _genders(term.values))
             _blank(buf, m.start(), m.end())
             continue
-        neg = (
-            _negation(text, m.start(), m.end(), prev_neg, g)
-            if kind == "colours" and not in_anchor
-            else None
-        )
+        neg = None
+        if kind == "colours" and not in_anchor:
+            neg = _negation(text, m.start(), m.end(), prev_neg, g)
+        elif kind == "articles" and not in_anchor:
+            neg = _article_negation(text, m.start(), m.end(), g)
         if in_anchor and kind in ("articles", "colours"):
             (found.anchor_articles if kind == "articles" else found.anchor_colours).extend(
                 term.values
@@ -566,7 +584,7 @@ def _take_terms(
             if kind == "articles":
                 found.article_groups.append(term.values)
         else:
-            found.add("exclude_colours", term.values)
+            found.add(f"exclude_{kind}", term.values)
             prev_neg = m.end()
         _blank(buf, min(m.start(), neg if neg is not None else m.start()), _neg_end(neg, m))
     return "".join(buf)

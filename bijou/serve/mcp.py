@@ -28,13 +28,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bijou.agent import phrases
 from bijou.agent.agent import ProductView
 from bijou.agent.memory import NotInCartError, UnknownSessionError
-from bijou.agent.state import DialogState
 from bijou.agent.tools import CartItem, ToolCall, ToolResult
 from bijou.agent.tools import ToolError as ShopToolError
 from bijou.catalog.media import ImageDecodeError, decode_image
 from bijou.catalog.schema import Product
 from bijou.config import BijouConfig
 from bijou.retrieval.complements import Complement
+from bijou.understanding.state import DialogState
 
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 CART = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)

@@ -33,6 +33,7 @@ class DialogState(_Model):
     language: str = "en"
     script: str = "hans"  # of a Chinese conversation: replies in traditional for "hant"
     articles: list[str] = Field(default_factory=list)
+    exclude_articles: list[str] = Field(default_factory=list)
     # The categories are the shop's own lead (jewellery first), not named by the shopper.
     led: bool = False
     colours: list[str] = Field(default_factory=list)
@@ -44,8 +45,11 @@ class DialogState(_Model):
     blocked_ids: list[str] = Field(default_factory=list)
     min_price: float | None = None
     max_price: float | None = None
+    # Who it is for ("wife", "colleague"), what for ("birthday"), a style named outright
+    # ("Ethnic", "Western"): the vocabularies' relations, events and styles.
     recipient: str | None = None
     occasion: str | None = None
+    style: str | None = None
     # Descriptive words the filters do not capture ("minimalist", "floral"): searched softly.
     soft: str = ""
     # The last recommendations in the order shown, so "the second one" can be resolved.
@@ -64,6 +68,7 @@ class DialogState(_Model):
             brands=tuple(self.brands),
             exclude_colours=tuple(self.exclude_colours),
             exclude_brands=tuple(self.exclude_brands),
+            exclude_articles=tuple(self.exclude_articles),
             min_price=self.min_price,
             max_price=self.max_price,
         )

@@ -1,0 +1,279 @@
+"""The dialog state tracker: one shopper message, in the light of the state before it, makes
+the next `DialogState` and says what the message asks for (`TrackedTurn`).
+
+Values are deterministic: categories, colours, prices, recipients, occasions and styles come
+from the query parser and the vocabulary files, so each maps to the catalog's own values.
+What rules decide poorly is learned from the hand-written corpus (`eval/dst-corpus`,
+`bijou.understanding.learned`): which requests a message holds (several in one message), and
+whether a category named replaces the one before, joins it, or clears the wish. The tracker
+decides its strategy once (`TrackerOptions`) and returns frozen readings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from bijou.retrieval.lexicon import Lexicon, Vocabulary, load_lexicon
+from bijou.retrieval.understanding import DialogContext, Move, Understander, Understanding
+from bijou.understanding.state import DialogState
+
+if TYPE_CHECKING:
+    from bijou.understanding.learned import TrackerModel
+
+Strategy = Literal["rules", "learned", "combined"]
+# Moves whose messages carry no product request of their own: the wish stands as it was.
+STATE_NEUTRAL = frozenset(
+    {"greeting", "thanks", "chat", "complaint", "off_topic", "acknowledge", "not_sold", "injection"}
+)
+# Moves whose categories are the wanted pieces around an anchor, not a new search.
+_TARGETED = frozenset({"complements", "look"})
+# Question topics answered by the shop's pages rather than a product's record.
+_POLICY_TOPICS = frozenset(
+    {"returns", "delivery", "payment", "engraving", "packaging", "purity", "warranty"}
+)
+SlotOp = Literal["keep", "replace", "add", "clear"]
+# The list slots whose update the model decides, by the values the message names.
+LEARNED_SLOTS = ("articles", "colours")
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What the shop had on screen when the message came."""
+
+    shown: int = 0
+    shown_categories: tuple[str, ...] = ()
+    cart: int = 0
+
+
+@dataclass(frozen=True)
+class TrackedTurn:
+    state: DialogState
+    moves: tuple[str, ...]
+    ranks: tuple[int, ...] = ()
+    question_about: str | None = None  # product, policy, care or sizes
+    anchor_kind: str | None = None  # shown, focus, described, cart
+    understanding: Understanding | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class TrackerOptions:
+    strategy: Strategy = "combined"
+    # Below this probability a learned extra move is not added to the rules' one.
+    extra_move_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class Mentions:
+    """The values a message names, before any decision about what they do to the state."""
+
+    relation: str | None
+    event: str | None
+    style: str | None
+
+
+def _first_value(vocab: Vocabulary, text: str) -> str | None:
+    for _, term in vocab.find(text):
+        return term.values[0]
+    return None
+
+
+class StateTracker:
+    def __init__(
+        self,
+        understander: Understander,
+        options: TrackerOptions | None = None,
+        model: TrackerModel | None = None,
+        lexicon: Lexicon | None = None,
+    ) -> None:
+        self.options = options or TrackerOptions()
+        if self.options.strategy != "rules" and model is None:
+            raise ValueError(f"the {self.options.strategy} strategy needs a trained TrackerModel")
+        self.understander = understander
+        self.model = model
+        self.lexicon = lexicon or load_lexicon()
+
+    # --- one dialog, for the evaluation --------------------------------------------------------
+    def track(self, messages: list[str], contexts: list[TurnContext]) -> list[TrackedTurn]:
+        state, out = DialogState(), []
+        for message, context in zip(messages, contexts, strict=True):
+            turn = self.step(state, message, context)
+            out.append(turn)
+            state = turn.state
+        return out
+
+    # --- one message ---------------------------------------------------------------------------
+    def step(self, state: DialogState, message: str, context: TurnContext) -> TrackedTurn:
+        u = self.understander.understand(
+            message,
+            DialogContext(
+                shown=context.shown,
+                shown_articles=context.shown_categories,
+                cart=context.cart,
+                category=tuple(state.articles),
+                language=state.language,
+            ),
+        )
+        mentions = Mentions(
+            relation=_first_value(self.lexicon.relations, u.text),
+            event=_first_value(self.lexicon.events, u.text),
+            style=_first_value(self.lexicon.styles, u.text),
+        )
+        moves = self._moves(u, context, state)
+        new = self._update(state, u, mentions, moves, context)
+        anchor = None
+        if u.anchor is not None and _TARGETED & set(moves):
+            anchor = "focus" if u.anchor.kind == "shown" and not u.ranks else u.anchor.kind
+            anchor = "described" if anchor == "photo" else anchor
+        return TrackedTurn(
+            state=new,
+            moves=moves,
+            ranks=u.ranks,
+            question_about=self._about(u, message, context) if "question" in moves else None,
+            anchor_kind=anchor,
+            understanding=u,
+        )
+
+    # --- what the message asks for -------------------------------------------------------------
+    def _moves(self, u: Understanding, context: TurnContext, state: DialogState) -> tuple[str, ...]:
+        rules = _rule_moves(u)
+        if self.options.strategy == "rules" or self.model is None:
+            return rules
+        learned = self.model.moves(u.text, context_tokens(context, state))
+        if self.options.strategy == "learned":
+            return learned.labels
+        # Cues that fired are trusted for the main request; the model adds the others a
+        # message holds ("what's the ring size for 17 mm? and show me silver rings").
+        if u.move_source == "rules":
+            extra = [
+                m
+                for m, p in learned.probabilities.items()
+                if p >= self.options.extra_move_threshold and m not in rules
+            ]
+            return tuple(dict.fromkeys([*rules, *extra]))
+        return learned.labels
+
+    def _about(self, u: Understanding, message: str, context: TurnContext) -> str:
+        if self.model is not None and self.options.strategy != "rules":
+            return self.model.question_about(u.text, context_tokens(context, None))
+        return rule_about(u)
+
+    # --- the next state ------------------------------------------------------------------------
+    def _update(
+        self,
+        state: DialogState,
+        u: Understanding,
+        mentions: Mentions,
+        moves: tuple[str, ...],
+        context: TurnContext,
+    ) -> DialogState:
+        new = state.model_copy(deep=True)
+        new.language = u.language
+        new.script = u.script if u.language == "zh" else new.script
+        if moves and all(m in STATE_NEUTRAL for m in moves):
+            return new
+        f = u.filters
+        if mentions.relation and state.recipient and mentions.relation != state.recipient:
+            # A different person: a new request, nothing of the old one's wish carries over.
+            new = DialogState(language=new.language, script=new.script, shown=list(state.shown))
+        before = new.model_copy(deep=True)
+        for slot, named in (("articles", list(f.articles)), ("colours", list(f.colours))):
+            op = self._slot_op(slot, before, u, moves, context)
+            if op == "replace" and named:
+                setattr(new, slot, named)
+            elif op == "add" and named:
+                setattr(new, slot, list(dict.fromkeys([*getattr(new, slot), *named])))
+            elif op == "clear":
+                setattr(new, slot, [])
+        if new.articles != before.articles:
+            new.soft = ""
+        # A category named again lifts its exclusion; a category refused leaves the wish.
+        kept = [a for a in new.exclude_articles if a not in f.articles]
+        new.exclude_articles = list(dict.fromkeys([*kept, *f.exclude_articles]))
+        new.articles = [a for a in new.articles if a not in f.exclude_articles]
+        if u.any_colour:
+            new.colours = []
+        kept = [c for c in new.exclude_colours if c not in f.colours]
+        new.exclude_colours = list(dict.fromkeys([*kept, *f.exclude_colours]))
+        new.colours = [c for c in new.colours if c not in new.exclude_colours]
+        kept = [b for b in new.exclude_brands if b not in f.brands]
+        new.exclude_brands = list(dict.fromkeys([*kept, *f.exclude_brands]))
+        if f.brands:
+            new.brands = [b for b in f.brands if b not in new.exclude_brands]
+        if u.any_price:
+            new.min_price = new.max_price = None
+        elif f.min_price is not None or f.max_price is not None:
+            new.min_price, new.max_price = f.min_price, f.max_price
+        if f.genders:
+            new.genders = list(f.genders)
+        if f.usages:
+            new.usages = list(f.usages)
+        new.recipient = mentions.relation or new.recipient
+        new.occasion = mentions.event or new.occasion
+        new.style = mentions.style or new.style
+        if "search" in moves or "more_like" in moves:
+            soft = u.search_text if u.parsed.remainder.strip() or u.refinements else ""
+            new.soft = soft or new.soft
+        return new
+
+    def _slot_op(
+        self,
+        slot: str,
+        state: DialogState,
+        u: Understanding,
+        moves: tuple[str, ...],
+        context: TurnContext,
+    ) -> SlotOp:
+        named = getattr(u.filters, slot)
+        if not named:
+            return "keep"
+        if self.model is not None and self.options.strategy != "rules":
+            tokens = slot_tokens(slot, state, named, moves, context)
+            return self.model.slot_op(slot, u.text, tokens)
+        return "replace"
+
+
+def rule_about(u: Understanding) -> str:
+    """What a question is about, by the attribute its cue words name."""
+    if u.attribute in _POLICY_TOPICS:
+        return "policy"
+    if u.attribute == "care":
+        return "care"
+    return "product"
+
+
+def _rule_moves(u: Understanding) -> tuple[str, ...]:
+    """The cues' move, and a search beside it when the message also names a new wish."""
+    moves = [u.move.value]
+    f = u.filters
+    asks = bool(f.articles) and (
+        f.max_price is not None or f.min_price is not None or bool(f.colours)
+    )
+    if u.move in (Move.QUESTION, Move.GREETING, Move.THANKS, Move.CART_ADD) and asks:
+        moves.append("search")
+    return tuple(moves)
+
+
+def context_tokens(context: TurnContext, state: DialogState | None) -> list[str]:
+    tokens = [f"__shown_{min(context.shown, 3)}", f"__cart_{min(context.cart, 1)}"]
+    if state is not None:
+        tokens.append("__wish" if state.articles else "__nowish")
+    return tokens
+
+
+def slot_tokens(
+    slot: str,
+    state: DialogState,
+    named: tuple[str, ...],
+    moves: tuple[str, ...],
+    context: TurnContext,
+) -> list[str]:
+    """Context for the decision what ``named`` values do to ``slot``."""
+    now, before = set(named), set(getattr(state, slot))
+    tokens = context_tokens(context, state)
+    tokens.append("__same" if now == before else "__overlap" if now & before else "__new")
+    tokens.append("__empty" if not before else "__held")
+    tokens += [f"__move_{m}" for m in moves]
+    if slot == "articles" and set(context.shown_categories) & now:
+        tokens.append("__named_shown")
+    return tokens

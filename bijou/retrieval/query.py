@@ -439,7 +439,7 @@ class QueryParser:
         exclude_brands = found.get("exclude_brands")
         exclude_articles = found.get("exclude_articles")
         filters = QueryFilters(
-            articles=tuple(a for a in found.get("articles") if a not in exclude_articles),
+            articles=tuple(a for a in _specific(found) if a not in exclude_articles),
             colours=tuple(c for c in found.get("colours") if c not in exclude_colours),
             genders=found.get("genders"),
             usages=found.get("usages"),
@@ -459,7 +459,11 @@ class QueryParser:
             " ".join(rest),
             search_text,
             budget_total=total and max_price is not None,
-            article_groups=_unique(found.article_groups),
+            article_groups=_unique(
+                g
+                for g in found.article_groups
+                if not any(set(h) < set(g) for h in found.article_groups)
+            ),
             anchor=anchor,
             recipient=found.recipient,
             text=read,
@@ -481,6 +485,15 @@ class QueryParser:
                 prev_neg = m.end()
             _blank(buf, min(m.start(), neg or m.start()), max(m.end(), _neg_end(neg, m)))
         return "".join(buf)
+
+
+def _specific(found: _Found) -> tuple[str, ...]:
+    """The categories named, less a broad one that a narrower one names inside it: "a bag,
+    a backpack" wants backpacks, "jewellery, maybe rings" rings."""
+    groups = [set(g) for g in found.article_groups]
+    broad = {a for g in groups if any(h < g for h in groups) for a in g}
+    narrow = {a for g in groups if not any(h < g for h in groups) for a in g}
+    return tuple(a for a in found.get("articles") if a in narrow or a not in broad)
 
 
 def _neg_end(neg: int | None, m: re.Match[str]) -> int:

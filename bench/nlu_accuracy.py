@@ -133,8 +133,8 @@ def score(guessed: list[dict[str, Any]], times: list[float], rows: list[dict]) -
 def baseline_guesses(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Field guesses of the understanding before this suite existed (run with PYTHONPATH at
     that older tree, whose ``bijou.agent.turns.understand`` read the moves)."""
-    from bijou.understanding.state import DialogState
     from bijou.agent.turns import understand as old  # type: ignore[attr-defined]
+    from bijou.understanding.state import DialogState
 
     parser = QueryParser()
     rename = {"bundle": "look", "unknown": "chat"}

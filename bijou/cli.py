@@ -183,10 +183,13 @@ def train_tracker_command(
 
 
 def _tracker_understander() -> Understander:
+    """The agent's understanding of the bundled catalog (its brands), without an LLM."""
+    from bijou.catalog.loader import load_catalog
     from bijou.retrieval.query import QueryParser
     from bijou.retrieval.understanding import Understander
 
-    return Understander(QueryParser(), strategy="hybrid")
+    brands = sorted({p.brand for p in load_catalog().products if p.brand})
+    return Understander(QueryParser(brands), strategy="hybrid")
 
 
 @app.command("train-compatibility")

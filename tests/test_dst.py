@@ -176,7 +176,7 @@ def test_the_learned_parts_learn_from_examples() -> None:
         ]
         * 3
     }
-    model = TrackerModel.fit(moves, about, ops)
+    model = TrackerModel.fit(moves, about, ops, {})
     assert model.moves("put the first one in my cart", ["__shown_3"]).labels[0] == "cart_add"
     assert model.question_about("can i return it", []) == "policy"
     assert model.slot_op("articles", "also show belts", ["__new"]) == "add"

@@ -65,7 +65,10 @@ ENGLISH = [
     ("around 1000 pendant", F(articles=("Pendant",), min_price=800, max_price=1200), ""),
     ("about Rs 2000", F(min_price=1600, max_price=2400), ""),
     ("700 bucks watch", F(articles=("Watches",), max_price=700), ""),
-    ("1 lakh diamond necklace", F(articles=("Necklace and Chains",)), "diamond"),
+    # A number with a scale word is money even without a currency ("2k", "1 lakh").
+    ("1 lakh diamond necklace", F(articles=("Necklace and Chains",), max_price=100000), "diamond"),
+    ("kuch aur suggest karo, 2k", F(max_price=2000), ""),
+    ("3-4k mein watch", F(articles=("Watches",), min_price=3000, max_price=4000), ""),
     # Numbers without a price cue or currency are not prices.
     ("3 piece set", F(), "piece set"),
     ("2 rings for my sister", F(articles=("Ring",), genders=W), ""),

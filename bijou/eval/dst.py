@@ -20,17 +20,20 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bijou.agent.turns import apply_constraints
-from bijou.retrieval.lexicon import Lexicon
+from bijou.retrieval.lexicon import Lexicon, load_lexicon
 from bijou.retrieval.understanding import DialogContext, Move, Understander
-from bijou.understanding.learned import Example, TrackerModel
+from bijou.understanding.learned import Example, TrackerModel, mention_text
 from bijou.understanding.state import DialogState
 from bijou.understanding.tracker import (
     LEARNED_SLOTS,
+    NAMED_SLOTS,
     STATE_NEUTRAL,
+    Named,
     SlotOp,
     TrackedTurn,
     TurnContext,
     context_tokens,
+    named_values,
     rule_about,
     slot_tokens,
 )
@@ -224,9 +227,8 @@ def gold_slots(gold: Gold, vocab: Vocabulary) -> dict[str, object]:
 def tracked_slots(turn: TrackedTurn, vocab: Vocabulary) -> dict[str, object]:
     s = turn.state
     low, high = s.min_price, s.max_price
-    if low is not None and high is not None and abs(low * 1.5 - high) < 1:
-        # An approximate budget is searched as 0.8-1.2 of it; the guidelines call it a ceiling.
-        low, high = None, round(low / 0.8, 2)
+    if s.budget_around is not None:  # searched as a range; the guidelines call it a ceiling
+        low, high = None, s.budget_around
     return {
         "categories": vocab.articles(s.articles),
         "exclude_categories": vocab.articles(s.exclude_articles),
@@ -336,6 +338,9 @@ class AgentTracker:
                 state = state.model_copy(update={"language": u.language})
             else:
                 state = apply_constraints(state, u)
+                if u.filters.max_price is not None or u.filters.min_price is not None:
+                    # The agent searches "around 2000" as 1600-2400; say what was said.
+                    state = state.model_copy(update={"budget_around": u.parsed.budget_around})
             out.append(
                 TrackedTurn(
                     state=state,
@@ -381,6 +386,26 @@ class TrainingSet:
     moves: list[Example]
     about: list[Example]
     slot_ops: dict[str, list[Example]]
+    mentions: dict[str, list[Example]]
+
+
+def mention_label(named: Named, gold: GoldState, vocab: Vocabulary) -> str:
+    """What a value named in a message is to the gold wish after it."""
+    if named.slot == "relations":
+        return "recipient" if gold.recipient == named.values[0] else "other"
+    if named.slot == "recipients":
+        return "want" if gold.gender == named.values[0] else "other"
+    if named.slot == "events":
+        return "want" if gold.occasion == named.values[0] else "other"
+    if named.slot == "articles":
+        values = vocab.articles(named.values)
+        wanted, refused = vocab.articles(gold.categories), vocab.articles(gold.exclude_categories)
+    else:
+        values = frozenset(named.values)
+        wanted, refused = frozenset(gold.colours), frozenset(gold.exclude_colours)
+    if values & wanted:
+        return "want"
+    return "refuse" if values & refused else "other"
 
 
 def training_set(
@@ -390,6 +415,8 @@ def training_set(
     moves: list[Example] = []
     about: list[Example] = []
     ops: dict[str, list[Example]] = {slot: [] for slot in LEARNED_SLOTS}
+    mentions: dict[str, list[Example]] = {slot: [] for slot in NAMED_SLOTS}
+    lexicon = load_lexicon()
     for dialog in dialogs:
         before = GoldState()
         for turn, context in zip(dialog.turns, dialog.contexts(), strict=True):
@@ -401,6 +428,15 @@ def training_set(
                 about.append(
                     Example(u.text, tuple(context_tokens(context, None)), (gold.question.about,))
                 )
+            tokens = tuple(f"__move_{m}" for m in gold.moves)
+            for named in named_values(lexicon, u):
+                mentions[named.slot].append(
+                    Example(
+                        mention_text(u.text, named.start, named.end),
+                        tokens,
+                        (mention_label(named, gold.state, vocab),),
+                    )
+                )
             after = _gold_state(gold.state, vocab)
             for slot in LEARNED_SLOTS:
                 named = getattr(u.filters, slot)
@@ -410,7 +446,7 @@ def training_set(
                 old, new = _slot_values(slot, state, vocab), _slot_values(slot, after, vocab)
                 ops[slot].append(Example(u.text, tuple(tokens), (slot_label(old, new),)))
             before = gold.state
-    return TrainingSet(moves, about, ops)
+    return TrainingSet(moves, about, ops, mentions)
 
 
 def _slot_values(slot: str, state: DialogState, vocab: Vocabulary) -> frozenset[str]:
@@ -422,4 +458,4 @@ def fit_model(
     dialogs: Sequence[CorpusDialog], understander: Understander, vocab: Vocabulary
 ) -> TrackerModel:
     data = training_set(dialogs, understander, vocab)
-    return TrackerModel.fit(data.moves, data.about, data.slot_ops)
+    return TrackerModel.fit(data.moves, data.about, data.slot_ops, data.mentions)

@@ -234,6 +234,7 @@ class Lexicon:
     typos: Mapping[str, str]  # common slips -> the word meant
     brand_words: frozenset[str]  # brand names that are also ordinary words: never "fixed"
     groups: Mapping[str, tuple[str, ...]]
+    relation_genders: Mapping[str, str]  # relation -> a "recipients" key (women, men...)
     record_attributes: Mapping[str, RecordAttribute]
     palette: Mapping[str, tuple[int, int, int]]  # colour name -> sRGB, for photos
     styling: Styling
@@ -443,6 +444,9 @@ def load_lexicon(folder: Path = VOCAB_DIR) -> Lexicon:
         typos={k: v.lower() for k, v in _merged(files, "typos").items()},
         brand_words=frozenset(_phrases(files, "brand_words")),
         groups=groups,
+        relation_genders={
+            str(k): str(v) for k, v in (catalog.get("relation_genders") or {}).items()
+        },
         record_attributes={
             name: RecordAttribute(tuple(spec.get("fields") or ()), tuple(spec.get("words") or ()))
             for name, spec in attributes.items()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cache
 
@@ -92,6 +92,7 @@ class ParsedQuery:
     remainder: str
     search_text: str
     budget_total: bool = False  # the budget is for several items together
+    budget_around: float | None = None  # "around 2000": searched as 1600-2400
     article_groups: tuple[tuple[str, ...], ...] = ()  # the articles of each category named
     anchor: AnchorPhrase | None = None
     recipient: str | None = None  # the shopper's own word ("mom"), if any
@@ -108,6 +109,7 @@ class Grammar:
     number_parts: re.Pattern[str]
     scales: Mapping[str, float]  # a digit's multiplier words: "3k", "3 grand", "2 hazaar"
     number_token: re.Pattern[str]
+    scaled: re.Pattern[str]  # a digit with a scale word: "2k", "3 thousand", "2 hazaar"
     number_words: re.Pattern[str]
     total: re.Pattern[str]
     floor_negated: re.Pattern[str]  # matched against the text just before a floor cue
@@ -190,6 +192,7 @@ def grammar() -> Grammar:
         ),
         scales=scales,
         number_token=re.compile(rf"\d+(?:[.,]\d+)*k?|{'|'.join(map(re.escape, words))}|{zh_num}"),
+        scaled=re.compile(rf"\d\s*(?:{multipliers})(?![a-z])"),
         number_words=re.compile(rf"{word}(?:\s+{word})*"),
         total=re.compile(any_of(b.total)),
         # English words may stand between ("don't want to spend over"); Chinese is adjacent.
@@ -245,6 +248,11 @@ def _amount(text: str, g: Grammar) -> float | None:
     # "3 grand" is 3,000; "4000 grand total" is 4,000: nobody counts thousands of thousands.
     scale = g.scales.get((m[2] or "").strip(), 1.0) if value < 1000 else 1.0
     return value * scale
+
+
+def _scale(text: str, g: Grammar) -> float:
+    m = g.number_parts.search(text)
+    return g.scales.get((m[2] or "").strip(), 1.0) if m is not None else 1.0
 
 
 def words_value(tokens: list[str], g: Grammar) -> float | None:
@@ -424,7 +432,7 @@ class QueryParser:
         text = _fix_typos(self._take_brands(text, found).lower(), g)
         text = _number_words(text, g)
         read = text
-        text, min_price, max_price, total = _take_prices(text, g)
+        text, min_price, max_price, total, around = _take_prices(text, g)
         spans = _anchor_spans(text, g)
         lex = self.lexicon
         for kind, vocab in (
@@ -459,6 +467,7 @@ class QueryParser:
             " ".join(rest),
             search_text,
             budget_total=total and max_price is not None,
+            budget_around=around,
             article_groups=_unique(
                 g
                 for g in found.article_groups
@@ -487,33 +496,43 @@ class QueryParser:
         return "".join(buf)
 
 
-def _specific(found: _Found) -> tuple[str, ...]:
+def narrowest(groups: Sequence[Iterable[str]]) -> tuple[str, ...]:
     """The categories named, less a broad one that a narrower one names inside it: "a bag,
     a backpack" wants backpacks, "jewellery, maybe rings" rings."""
-    groups = [set(g) for g in found.article_groups]
-    broad = {a for g in groups if any(h < g for h in groups) for a in g}
-    narrow = {a for g in groups if not any(h < g for h in groups) for a in g}
-    return tuple(a for a in found.get("articles") if a in narrow or a not in broad)
+    sets = [set(g) for g in groups]
+    kept = [g for g, s in zip(groups, sets, strict=True) if not any(h < s for h in sets)]
+    return _unique(a for g in kept for a in g)
+
+
+def _specific(found: _Found) -> tuple[str, ...]:
+    named = narrowest(found.article_groups)
+    return tuple(a for a in found.get("articles") if a in named)
 
 
 def _neg_end(neg: int | None, m: re.Match[str]) -> int:
     return m.end() if neg is None or neg <= m.start() else neg
 
 
-def _take_prices(text: str, g: Grammar) -> tuple[str, float | None, float | None, bool]:
-    buf, low, high = list(text), None, None
+def _take_prices(
+    text: str, g: Grammar
+) -> tuple[str, float | None, float | None, bool, float | None]:
+    """The text less its prices, the floor, the ceiling, whether the budget is a total, and
+    the amount of an approximate budget (the last one said wins, as for the others)."""
+    buf, low, high, around = list(text), None, None, None
     for m in g.price.finditer(text):
         if m["range"]:
             a, b = _amount(m["lo"], g), _amount(m["hi"], g)
+            if a is not None and b is not None and a < b / 100 and not g.scaled.search(m["lo"]):
+                a *= _scale(m["hi"], g)  # "3-4k": the scale said once serves both ends
             cued = m["rcue"] or m["rpost"] or g.currency.search(m["range"])
             if a is None or b is None or not (cued or min(a, b) >= _BARE_RANGE_MIN):
                 continue
-            low, high = a, b
+            low, high, around = a, b, None
         elif m["approx"]:
             value = _amount(m["a1"] or m["a2"], g)
             if value is None or (value < _BARE_RANGE_MIN and not g.currency.search(m[0])):
                 continue  # "简约一点" (more minimalist) holds 约一, "about 1": not a price
-            low, high = round(value * 0.8, 2), round(value * 1.2, 2)
+            low, high, around = round(value * 0.8, 2), round(value * 1.2, 2), value
         elif m["ceil"] or m["floor"]:
             value = _amount(m["c1"] or m["c2"] or m["f1"] or m["f2"], g)
             if value is None:
@@ -526,16 +545,20 @@ def _take_prices(text: str, g: Grammar) -> tuple[str, float | None, float | None
                 or bool(m["f1"] and g.floor_negated.search(text, max(0, m.start() - 40), m.start()))
             )
             low, high = (low, value) if ceiling else (value, high)
-        else:  # a lone amount is a price only with a currency, and then it is the budget
+            around = None
+        else:
+            # A lone amount is the budget when it says it is money: a currency, or a scale
+            # word ("2k", "3 thousand"); "一块手表" (one watch) is not ₹1.
             value = _amount(m["bare"], g)
-            if value is None or value < 10 or not g.currency.search(m["bare"]):
-                continue  # also keeps "一块手表" (one watch) from being ₹1
-            high = value
+            scaled = g.scaled.search(m["bare"]) is not None
+            if value is None or value < 10 or not (g.currency.search(m["bare"]) or scaled):
+                continue
+            high, around = value, None
         _blank(buf, m.start(), m.end())
     if low is not None and high is not None and low > high:
         low, high = high, low
     total = bool(g.total.search(text)) and (low is not None or high is not None)
-    return "".join(buf), low, high, total
+    return "".join(buf), low, high, total, around
 
 
 def _negation(text: str, start: int, end: int, prev_neg_end: int | None, g: Grammar) -> int | None:
@@ -579,7 +602,7 @@ def _take_terms(
         in_anchor = any(s <= m.start() < e for s, e in spans)
         if kind == "genders":
             found.recipient = found.recipient or term.text
-            found.add(kind, _genders(term.values))
+            found.add(kind, genders_of(term.values))
             _blank(buf, m.start(), m.end())
             continue
         neg = None
@@ -612,7 +635,8 @@ _GENDERS = {
 }
 
 
-def _genders(keys: tuple[str, ...]) -> tuple[str, ...]:
+def genders_of(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The catalog genders a recipient word's keys stand for ("girls": Girls, Women, Unisex)."""
     return tuple(g for key in keys for g in _GENDERS.get(key, (key,)))
 
 

@@ -1,6 +1,8 @@
 """The tracker's learned decisions, trained on the hand-written dialog corpus with
-scikit-learn: which requests a message holds (multi-label), what a question is about, and
-what a named category or colour does to the wish (replace, add, clear, keep).
+scikit-learn: which requests a message holds (multi-label), what a question is about, what
+each category, colour or person named is in its sentence (wanted, refused, the recipient,
+or only mentioned: "my friend said", "is the pendant real gold?"), and whether the wanted
+values replace the wish, join it or clear it.
 
 Features are character n-grams (any language, typos included) and words of the normalised
 message, plus context tokens the tracker adds ("__shown_3", "__cart_1", "__new"). Linear
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 
 import joblib
 import numpy as np
@@ -22,9 +24,8 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from bijou.understanding.tracker import SlotOp
-
 MODEL_PATH = Path(__file__).parent / "checkpoints" / "tracker.joblib"
+SlotOp = Literal["keep", "replace", "add", "clear"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,14 @@ def _features() -> FeatureUnion:
     )
 
 
+def mention_text(text: str, start: int, end: int, width: int = 24) -> str:
+    """A named value's surroundings with the value itself blanked, so the model learns the
+    role of the words around it ("not a __", "__ dikhao", "my __ said"), not the value."""
+    left, right = text[max(0, start - width) : start], text[end : end + width]
+    marked = [f"L:{w}" for w in left.split()[-4:]] + [f"R:{w}" for w in right.split()[:4]]
+    return f"{left}⟦⟧{right} {' '.join(marked)}"
+
+
 def _doc(text: str, tokens: Sequence[str]) -> str:
     return f"{text} {' '.join(tokens)}"
 
@@ -84,11 +93,13 @@ class TrackerModel:
         binarizer: MultiLabelBinarizer,
         about: Pipeline | str,
         slot_ops: dict[str, Pipeline | str],
+        mentions: dict[str, Pipeline | str],
     ) -> None:
         self._moves = moves
         self._binarizer = binarizer
         self._about = about
         self._slot_ops = slot_ops
+        self._mentions = mentions
 
     @classmethod
     def fit(
@@ -96,6 +107,7 @@ class TrackerModel:
         moves: Sequence[Example],
         about: Sequence[Example],
         slot_ops: dict[str, Sequence[Example]],
+        mentions: dict[str, Sequence[Example]],
     ) -> TrackerModel:
         binarizer = MultiLabelBinarizer()
         y = binarizer.fit_transform([e.labels for e in moves])
@@ -107,7 +119,8 @@ class TrackerModel:
         )
         move_model.fit([_doc(e.text, e.tokens) for e in moves], y)
         ops = {slot: _single(examples) for slot, examples in slot_ops.items()}
-        return cls(move_model, binarizer, _single(about), ops)
+        roles = {slot: _single(examples) for slot, examples in mentions.items()}
+        return cls(move_model, binarizer, _single(about), ops, roles)
 
     def moves(self, text: str, tokens: Sequence[str]) -> MovePrediction:
         p = self._moves.predict_proba([_doc(text, tokens)])[0]
@@ -131,6 +144,16 @@ class TrackerModel:
         if isinstance(model, str):
             return cast(SlotOp, model)
         return cast(SlotOp, str(model.predict([_doc(text, tokens)])[0]))
+
+    def mention_role(self, slot: str, text: str, tokens: Sequence[str]) -> str | None:
+        """What one value named in a message is to the wish (``text``: its sentence around it,
+        see `mention_text`); None where the corpus taught nothing for ``slot``."""
+        model = self._mentions.get(slot)
+        if model is None:
+            return None
+        if isinstance(model, str):
+            return model
+        return str(model.predict([_doc(text, tokens)])[0])
 
     def save(self, path: Path = MODEL_PATH) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

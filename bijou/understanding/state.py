@@ -45,6 +45,8 @@ class DialogState(_Model):
     blocked_ids: list[str] = Field(default_factory=list)
     min_price: float | None = None
     max_price: float | None = None
+    # "Around 2000": the amount said, searched as the range above.
+    budget_around: float | None = None
     # Who it is for ("wife", "colleague"), what for ("birthday"), a style named outright
     # ("Ethnic", "Western"): the vocabularies' relations, events and styles.
     recipient: str | None = None

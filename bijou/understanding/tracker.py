@@ -11,11 +11,14 @@ decides its strategy once (`TrackerOptions`) and returns frozen readings.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from bijou.retrieval.lexicon import Lexicon, Vocabulary, load_lexicon
+from bijou.retrieval.query import genders_of, narrowest
 from bijou.retrieval.understanding import DialogContext, Move, Understander, Understanding
+from bijou.understanding.learned import SlotOp, mention_text
 from bijou.understanding.state import DialogState
 
 if TYPE_CHECKING:
@@ -32,7 +35,6 @@ _TARGETED = frozenset({"complements", "look"})
 _POLICY_TOPICS = frozenset(
     {"returns", "delivery", "payment", "engraving", "packaging", "purity", "warranty"}
 )
-SlotOp = Literal["keep", "replace", "add", "clear"]
 # The list slots whose update the model decides, by the values the message names.
 LEARNED_SLOTS = ("articles", "colours")
 
@@ -64,18 +66,65 @@ class TrackerOptions:
 
 
 @dataclass(frozen=True)
-class Mentions:
-    """The values a message names, before any decision about what they do to the state."""
+class Named:
+    """One value a message names, and what it is to the wish."""
 
+    slot: str  # articles, colours, relations
+    values: tuple[str, ...]
+    start: int
+    end: int
+    role: str  # want, refuse, other; for relations: recipient, other
+
+
+@dataclass(frozen=True)
+class Wish:
+    """What a message asks of the state's lists, read from its named values."""
+
+    articles: tuple[str, ...]
+    exclude_articles: tuple[str, ...]
+    colours: tuple[str, ...]
+    exclude_colours: tuple[str, ...]
+    genders: tuple[str, ...]
     relation: str | None
     event: str | None
     style: str | None
+
+
+# The vocabularies whose named values get a role, by the slot they fill.
+NAMED_SLOTS = ("articles", "colours", "relations", "recipients", "events")
 
 
 def _first_value(vocab: Vocabulary, text: str) -> str | None:
     for _, term in vocab.find(text):
         return term.values[0]
     return None
+
+
+def named_values(lexicon: Lexicon, u: Understanding) -> list[Named]:
+    """Every category, colour and person a message names, with the role the rules give it:
+    wanted or refused as the parser read it, otherwise only mentioned; the first person
+    named is the recipient."""
+    f, out = u.filters, []
+    for slot, wanted, refused in (
+        ("articles", f.articles, f.exclude_articles),
+        ("colours", f.colours, f.exclude_colours),
+    ):
+        for m, term in getattr(lexicon, slot).find(u.text):
+            values = set(term.values)
+            role = (
+                "want" if values & set(wanted) else "refuse" if values & set(refused) else "other"
+            )
+            out.append(Named(slot, term.values, m.start(), m.end(), role))
+    for i, (m, term) in enumerate(lexicon.relations.find(u.text)):
+        out.append(
+            Named("relations", term.values, m.start(), m.end(), "recipient" if i == 0 else "other")
+        )
+    for m, term in lexicon.events.find(u.text):
+        out.append(Named("events", term.values, m.start(), m.end(), "want"))
+    # Words that say whom a product is for ("wife", "her", "ladies"): their genders.
+    for m, term in lexicon.recipients.find(u.text):
+        out.append(Named("recipients", genders_of(term.values), m.start(), m.end(), "want"))
+    return out
 
 
 class StateTracker:
@@ -114,13 +163,22 @@ class StateTracker:
                 language=state.language,
             ),
         )
-        mentions = Mentions(
-            relation=_first_value(self.lexicon.relations, u.text),
-            event=_first_value(self.lexicon.events, u.text),
-            style=_first_value(self.lexicon.styles, u.text),
-        )
         moves = self._moves(u, context, state)
-        new = self._update(state, u, mentions, moves, context)
+        named = named_values(self.lexicon, u)
+        if self.model is not None and self.options.strategy != "rules":
+            tokens = [f"__move_{m}" for m in moves]
+            named = [
+                dataclasses.replace(n, role=role)
+                if (
+                    role := self.model.mention_role(
+                        n.slot, mention_text(u.text, n.start, n.end), tokens
+                    )
+                )
+                else n
+                for n in named
+            ]
+        wish = self._wish(u, named)
+        new = self._update(state, u, wish, moves, context)
         anchor = None
         if u.anchor is not None and _TARGETED & set(moves):
             anchor = "focus" if u.anchor.kind == "shown" and not u.ranks else u.anchor.kind
@@ -163,7 +221,7 @@ class StateTracker:
         self,
         state: DialogState,
         u: Understanding,
-        mentions: Mentions,
+        wish: Wish,
         moves: tuple[str, ...],
         context: TurnContext,
     ) -> DialogState:
@@ -173,12 +231,13 @@ class StateTracker:
         if moves and all(m in STATE_NEUTRAL for m in moves):
             return new
         f = u.filters
-        if mentions.relation and state.recipient and mentions.relation != state.recipient:
+        asks = bool(wish.articles or wish.colours) or f.max_price is not None
+        if asks and wish.relation and state.recipient and wish.relation != state.recipient:
             # A different person: a new request, nothing of the old one's wish carries over.
             new = DialogState(language=new.language, script=new.script, shown=list(state.shown))
         before = new.model_copy(deep=True)
-        for slot, named in (("articles", list(f.articles)), ("colours", list(f.colours))):
-            op = self._slot_op(slot, before, u, moves, context)
+        for slot, named in (("articles", list(wish.articles)), ("colours", list(wish.colours))):
+            op = self._slot_op(slot, before, tuple(named), u.text, moves, context)
             if op == "replace" and named:
                 setattr(new, slot, named)
             elif op == "add" and named:
@@ -188,48 +247,82 @@ class StateTracker:
         if new.articles != before.articles:
             new.soft = ""
         # A category named again lifts its exclusion; a category refused leaves the wish.
-        kept = [a for a in new.exclude_articles if a not in f.articles]
-        new.exclude_articles = list(dict.fromkeys([*kept, *f.exclude_articles]))
-        new.articles = [a for a in new.articles if a not in f.exclude_articles]
+        kept = [a for a in new.exclude_articles if a not in wish.articles]
+        new.exclude_articles = list(dict.fromkeys([*kept, *wish.exclude_articles]))
+        new.articles = [a for a in new.articles if a not in wish.exclude_articles]
         if u.any_colour:
             new.colours = []
-        kept = [c for c in new.exclude_colours if c not in f.colours]
-        new.exclude_colours = list(dict.fromkeys([*kept, *f.exclude_colours]))
+        kept = [c for c in new.exclude_colours if c not in wish.colours]
+        new.exclude_colours = list(dict.fromkeys([*kept, *wish.exclude_colours]))
         new.colours = [c for c in new.colours if c not in new.exclude_colours]
         kept = [b for b in new.exclude_brands if b not in f.brands]
         new.exclude_brands = list(dict.fromkeys([*kept, *f.exclude_brands]))
         if f.brands:
             new.brands = [b for b in f.brands if b not in new.exclude_brands]
         if u.any_price:
-            new.min_price = new.max_price = None
+            new.min_price = new.max_price = new.budget_around = None
         elif f.min_price is not None or f.max_price is not None:
             new.min_price, new.max_price = f.min_price, f.max_price
-        if f.genders:
-            new.genders = list(f.genders)
+            new.budget_around = u.parsed.budget_around
+        if wish.genders:
+            new.genders = list(wish.genders)
         if f.usages:
             new.usages = list(f.usages)
-        new.recipient = mentions.relation or new.recipient
-        new.occasion = mentions.event or new.occasion
-        new.style = mentions.style or new.style
+        new.recipient = wish.relation or new.recipient
+        new.occasion = wish.event or new.occasion
+        new.style = wish.style or new.style
         if "search" in moves or "more_like" in moves:
             soft = u.search_text if u.parsed.remainder.strip() or u.refinements else ""
             new.soft = soft or new.soft
         return new
 
+    def _wish(self, u: Understanding, named: list[Named]) -> Wish:
+        def of(slot: str, role: str) -> list[tuple[str, ...]]:
+            return [n.values for n in named if n.slot == slot and n.role == role]
+
+        f = u.filters
+        if self.options.strategy == "rules" or self.model is None:
+            articles, excluded = f.articles, f.exclude_articles
+            colours, no_colours = f.colours, f.exclude_colours
+        else:
+            articles = narrowest(of("articles", "want"))
+            excluded = tuple(dict.fromkeys(v for g in of("articles", "refuse") for v in g))
+            colours = tuple(dict.fromkeys(v for g in of("colours", "want") for v in g))
+            no_colours = tuple(dict.fromkeys(v for g in of("colours", "refuse") for v in g))
+        recipients = of("relations", "recipient")
+        events = of("events", "want")
+        genders = f.genders
+        if self.options.strategy != "rules" and self.model is not None:
+            whom = of("recipients", "want")
+            genders = whom[0] if whom else ()
+        relation = recipients[0][0] if recipients else None
+        if relation and not genders and relation in self.lexicon.relation_genders:
+            genders = genders_of((self.lexicon.relation_genders[relation],))
+        return Wish(
+            articles=tuple(a for a in articles if a not in excluded),
+            exclude_articles=tuple(excluded),
+            colours=tuple(c for c in colours if c not in no_colours),
+            exclude_colours=tuple(no_colours),
+            genders=tuple(genders),
+            relation=relation,
+            event=events[0][0] if events else None,
+            style=_first_value(self.lexicon.styles, u.text),
+        )
+
     def _slot_op(
         self,
         slot: str,
         state: DialogState,
-        u: Understanding,
+        named: tuple[str, ...],
+        text: str,
         moves: tuple[str, ...],
         context: TurnContext,
     ) -> SlotOp:
-        named = getattr(u.filters, slot)
         if not named:
             return "keep"
         if self.model is not None and self.options.strategy != "rules":
             tokens = slot_tokens(slot, state, named, moves, context)
-            return self.model.slot_op(slot, u.text, tokens)
+            return self.model.slot_op(slot, text, tokens)
         return "replace"
 
 

@@ -198,6 +198,11 @@ class AgentConfig(_Section):
     # classifier only, or cues first and the classifier where none decides ("hybrid").
     understanding: Literal["rules", "classifier", "hybrid"] = "hybrid"
     move_threshold: float = 0.6  # the classifier's confidence needed to decide alone
+    # How the dialog state follows the shopper: rules alone, the parts learned from the
+    # dialog-state corpus alone, or both (see `bijou eval dst`); the learned parts' file
+    # (None: the one the package ships, made by `bijou train-tracker`).
+    tracker: Literal["rules", "learned", "combined"] = "combined"
+    tracker_model: Path | None = None
     # Ask the LLM for the move where cues and classifier are unsure (slower; a bigger model
     # than the default 0.5B is advised).
     llm_moves: bool = False

@@ -313,3 +313,45 @@ def test_a_rank_past_the_list_is_asked_back(agent: ShoppingAgent) -> None:
     )
     reply = agent.reply(session, "what is the third one made of?")
     assert reply.products == [] and "which one" in reply.text
+
+
+def test_praise_and_hesitation_are_not_cart_adds(agent: ShoppingAgent) -> None:
+    session = agent.start_session()
+    assert agent.reply(session, "silver earrings under 3000").products
+    for message in ("the second one is perfect!", "hmm I'll think about it"):
+        reply = agent.reply(session, message)
+        assert reply.move == Move.ACKNOWLEDGE.value, (message, reply.move)
+        assert not reply.cart and not agent.store.cart(session)
+
+
+def test_a_size_question_and_a_search_in_one_message_get_both(agent: ShoppingAgent) -> None:
+    session = agent.start_session()
+    reply = agent.reply(
+        session, "what is US size 7 in Indian? also show me silver rings under 5000"
+    )
+    assert reply.move == "size_conversion"
+    assert "search_products" in reply.tools, reply.tools
+    assert reply.products and all(p.price <= 5000 for p in reply.products)
+
+
+def test_a_returns_question_about_a_shown_product_is_answered_from_the_pages(
+    agent: ShoppingAgent,
+) -> None:
+    session = agent.start_session()
+    assert agent.reply(session, "gold earrings for my wife under 3000").products
+    reply = agent.reply(session, "can I return the first one if she doesn't like it?")
+    assert reply.move == "shop_question", reply.text
+    assert any(s.startswith("returns") for s in reply.sources), reply.sources
+
+
+def test_a_switched_category_replaces_the_old_one_and_keeps_the_recipient(
+    agent: ShoppingAgent,
+) -> None:
+    session = agent.start_session()
+    agent.reply(session, "a wallet for my boyfriend under 2000")
+    reply = agent.reply(session, "not a wallet after all, a belt instead, same budget")
+    state = agent.store.get_session(session).state
+    assert state.articles == ["Belts"] and "Wallets" in state.exclude_articles
+    assert state.recipient == "boyfriend" and "Men" in state.genders
+    assert state.max_price == 2000
+    assert all(p.article == "Belts" for p in reply.products if p.exact)

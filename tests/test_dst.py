@@ -15,10 +15,10 @@ from bijou.eval import dst
 from bijou.retrieval.index import build_filter
 from bijou.retrieval.lexicon import load_lexicon
 from bijou.retrieval.query import QueryFilters, QueryParser
-from bijou.retrieval.understanding import Understander
+from bijou.retrieval.understanding import DialogContext, Understander
 from bijou.understanding.learned import Example, TrackerModel
 from bijou.understanding.state import DialogState
-from bijou.understanding.tracker import StateTracker, TrackedTurn, TrackerOptions, TurnContext
+from bijou.understanding.tracker import StateTracker, TrackedTurn, TrackerOptions
 
 CORPUS = Path(__file__).parents[1] / "eval" / "dst-corpus"
 PARSER = QueryParser(strict=True)
@@ -87,7 +87,9 @@ class Gold:
     def __init__(self, d: dst.CorpusDialog) -> None:
         self.d = d
 
-    def track(self, messages: Sequence[str], contexts: Sequence[TurnContext]) -> list[TrackedTurn]:
+    def track(
+        self, messages: Sequence[str], contexts: Sequence[DialogContext]
+    ) -> list[TrackedTurn]:
         out = []
         for turn in self.d.turns:
             s = turn.gold.state
@@ -134,7 +136,7 @@ def test_a_refused_category_reaches_the_engine_filter() -> None:
 
 def track(*messages: str, strategy: str = "rules") -> list[TrackedTurn]:
     tracker = StateTracker(UNDERSTANDER, TrackerOptions(strategy="rules"))
-    return tracker.track(list(messages), [TurnContext(shown=3)] * len(messages))
+    return tracker.track(list(messages), [DialogContext(shown=3)] * len(messages))
 
 
 def test_the_tracker_keeps_the_wish_and_names_recipient_and_occasion() -> None:
@@ -190,7 +192,7 @@ def test_the_shipped_model_loads_and_the_combined_tracker_runs() -> None:
         pytest.fail(f"{MODEL_PATH} is missing: run `bijou train-tracker`")
     tracker = StateTracker(UNDERSTANDER, TrackerOptions(), load_tracker_model())
     turns = tracker.track(["silver earrings under 2000", "put the 2nd one in my cart"],
-                          [TurnContext(), TurnContext(shown=3)])  # fmt: skip
+                          [DialogContext(), DialogContext(shown=3)])  # fmt: skip
     assert turns[0].state.articles == ["Earrings"]
     assert "cart_add" in turns[1].moves and turns[1].ranks == (2,)
     assert turns[1].state.articles == ["Earrings"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from bijou.agent.memory import NotInCartError, SessionStore
 from bijou.agent.opinion import LLMMoveOpinion
 from bijou.agent.phrases import money, say
 from bijou.agent.tools import CartItem, ShopContext, ToolCall, ToolResult
-from bijou.agent.turns import apply_constraints, cheaper, exclude_brand_of, referenced, remember
+from bijou.agent.turns import cheaper, exclude_brand_of, referenced, remember
 from bijou.agent.verify import Grounding, ReplyVerifier, sentence_end
 from bijou.catalog.schema import Product
 from bijou.config import AgentConfig, BijouConfig
@@ -37,12 +37,15 @@ from bijou.retrieval.shop import LocalShop, Shop
 from bijou.retrieval.sizes import SizeChart, SizeQuestion
 from bijou.retrieval.understanding import (
     POINTING,
+    SMALL_TALK,
     DialogContext,
     Move,
     Understander,
     Understanding,
 )
+from bijou.understanding.learned import MODEL_PATH, TrackerModel, load_tracker_model
 from bijou.understanding.state import DialogState
+from bijou.understanding.tracker import StateTracker, TrackedTurn, TrackerOptions
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ class _Turn:
 
     ctx: ShopContext
     understanding: Understanding
+    about: str | None = None  # what a question is about: product, policy, care, sizes
     move: str = ""  # what the turn did
     lead: str = ""  # templated opening (used as is, or followed by the LLM's sentence)
     llm_task: str | None = None  # intro | answer | blurb: what the LLM may write
@@ -112,6 +116,8 @@ class ShoppingAgent:
         self.llm = llm
         self.currency = config.agent.currency
         self._understander: Understander | None = None
+        self._tracker: StateTracker | None = None
+        self._tracker_model: TrackerModel | None = None
         group = self.settings.lead_group
         self.lead_articles = load_lexicon().groups.get(group, ()) if group else ()
         self.sizes = SizeChart.load(shop.size_chart)
@@ -163,6 +169,17 @@ class ShoppingAgent:
             )
         return self._understander
 
+    @property
+    def tracker(self) -> StateTracker:
+        """The dialog state tracker over the current understanding pipeline."""
+        understander, s = self.understander, self.settings
+        if self._tracker is None or self._tracker.understander is not understander:
+            if s.tracker != "rules" and self._tracker_model is None:
+                self._tracker_model = load_tracker_model(s.tracker_model or MODEL_PATH)
+            options = TrackerOptions(strategy=s.tracker)
+            self._tracker = StateTracker(understander, options, self._tracker_model)
+        return self._tracker
+
     def reply(self, session_id: str, message: str, image: Image.Image | None = None) -> Reply:
         for event in self.stream(session_id, message, image):
             if isinstance(event, ReplyDone):
@@ -179,11 +196,13 @@ class ShoppingAgent:
             self.store.history(session_id)  # raises UnknownSessionError with the id
         message = (message or "").strip()[:MAX_MESSAGE_CHARS]
         state = session.state
-        u = self.understander.understand(message, self._context(session_id, state, image))
+        tracked = self.tracker.step(state, message, self._context(session_id, state, image))
+        u = tracked.understanding
+        assert u is not None
         ctx = ShopContext(self.shop, self.store, session_id, state, image)
-        turn = _Turn(ctx, u)
+        turn = _Turn(ctx, u, about=tracked.question_about)
         try:
-            self._act(turn, message, image)
+            self._act(turn, message, image, tracked)
         except Exception:
             # A tool failure must not lose the session: answer with an apology and go on.
             log.exception("turn failed in session %s", session_id)
@@ -239,16 +258,22 @@ class ShoppingAgent:
         turn.tools.append(name)
         return tools.call(name, turn.ctx, **args)
 
-    def _act(self, turn: _Turn, message: str, image: Image.Image | None) -> None:
+    def _act(
+        self, turn: _Turn, message: str, image: Image.Image | None, tracked: TrackedTurn
+    ) -> None:
         u = turn.understanding
         ctx, lang = turn.ctx, u.language
-        move = u.move
+        # Every request a message holds is served, in its order; small talk beside a request
+        # ("hi! silver rings under 2k") gives way to it.
+        moves = [Move(m) for m in tracked.moves]
+        requests = [m for m in moves if m not in SMALL_TALK] or moves[:1]
+        move = requests[0]
         if not message and image is None:
             turn.lead, turn.move = say(lang, "empty"), "empty"
             return
         # A photo is a search unless the words ask for something else ("something like
         # this" points at the photo, not at an earlier result).
-        small_talk = move in (Move.GREETING, Move.THANKS, Move.CHAT, Move.OFF_TOPIC)
+        small_talk = move in SMALL_TALK and move is not Move.COMPLAINT
         if image is not None and (small_talk or (move is Move.MORE_LIKE and not u.ranks)):
             move = Move.SEARCH
         turn.move = move.value
@@ -257,22 +282,26 @@ class ShoppingAgent:
         asked = self.sizes.read(u.text) if image is None else None
         if asked is not None and move in (Move.SEARCH, Move.QUESTION, Move.CHAT):
             self._convert_size(turn, asked)
+            if Move.SEARCH in requests and u.filters.articles:
+                # "Ring size for 17 mm? And show me silver rings under 3000": both.
+                ctx.state = tracked.state
+                self._also(turn, self._do_search, [])
             return
         if move is Move.INJECTION:
             # Never acted on, never shown to the LLM; a product request in it is still served.
             turn.lead = say(lang, "injection")
             if not u.filters.is_empty():
-                ctx.state = apply_constraints(ctx.state, u)
+                ctx.state = tracked.state
                 self._search(turn, lead=False)
             return
         # "Can I pay cash when it arrives?" names no cue of a question: where the shop's
         # pages answer a message the cues took for small talk, the pages answer it.
         if move in (Move.CHAT, Move.OFF_TOPIC) and image is None and self._documents(turn):
             return
-        if move in (Move.GREETING, Move.THANKS, Move.CHAT, Move.COMPLAINT, Move.OFF_TOPIC):
+        if move in SMALL_TALK:
             turn.lead = say(lang, move.value)
             return
-        ctx.state = apply_constraints(ctx.state, u)
+        ctx.state = tracked.state
         if u.filters.articles:
             ctx.state.led = False
         state = ctx.state
@@ -290,7 +319,25 @@ class ShoppingAgent:
         pointed = targets[0] if targets else (state.shown[0] if state.shown else None)
         if pointed:
             ctx.state = exclude_brand_of(ctx.state, known.get(pointed) or self.shop.get(pointed), u)
-        handler = {
+        handlers = self._handlers()
+        handlers[move](turn, targets)
+        for also in dict.fromkeys(requests[1:]):
+            if also is not move and also in handlers:
+                self._also(turn, handlers[also], targets)
+
+    def _also(
+        self, turn: _Turn, handler: Callable[[_Turn, list[str]], None], targets: list[str]
+    ) -> None:
+        """A second request of the same message, served after the first: its lead and lines
+        follow the first's; the templates speak for both (no LLM sentence for two answers)."""
+        lead, lines = turn.lead, list(turn.lines)
+        turn.lead, turn.lines = "", []
+        handler(turn, targets)
+        turn.lines = [*lines, *([turn.lead] if turn.lead else []), *turn.lines]
+        turn.lead, turn.llm_task = lead, None
+
+    def _handlers(self) -> dict[Move, Callable[[_Turn, list[str]], None]]:
+        return {
             Move.SEARCH: self._do_search,
             Move.CHEAPER: self._do_cheaper,
             Move.MORE_LIKE: self._do_more_like,
@@ -303,8 +350,7 @@ class ShoppingAgent:
             Move.CART_REMOVE: self._do_cart_remove,
             Move.CART_VIEW: self._do_cart_view,
             Move.BLOCK: self._do_block,
-        }[move]
-        handler(turn, targets)
+        }
 
     # --- search --------------------------------------------------------------------------
     def _do_search(self, turn: _Turn, targets: list[str]) -> None:
@@ -440,9 +486,12 @@ class ShoppingAgent:
         )
         # The shop's own pages answer its policies; a product's listing answers the rest,
         # and the pages stand in where the listing is silent (care, purity, sizes).
-        if (u.attribute in self.config.knowledge.topics or target is None) and self._documents(
-            turn
-        ):
+        pages_first = (
+            u.attribute in self.config.knowledge.topics
+            or turn.about in ("policy", "care", "sizes")
+            or target is None
+        )
+        if pages_first and self._documents(turn):
             return
         if target is None:
             turn.lead = say(turn.language, "no_documents")

@@ -10,6 +10,7 @@ lists as sets, a category group ("jewellery") as its articles, prices to the rup
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -22,16 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bijou.agent.turns import apply_constraints
 from bijou.retrieval.lexicon import Lexicon, load_lexicon
 from bijou.retrieval.understanding import DialogContext, Move, Understander
-from bijou.understanding.learned import Example, TrackerModel, mention_text
+from bijou.understanding.learned import Example, SlotOp, TrackerModel
 from bijou.understanding.state import DialogState
 from bijou.understanding.tracker import (
     LEARNED_SLOTS,
     NAMED_SLOTS,
     STATE_NEUTRAL,
     Named,
-    SlotOp,
     TrackedTurn,
-    TurnContext,
     context_tokens,
     named_values,
     rule_about,
@@ -122,11 +121,11 @@ class CorpusDialog(_Wire):
     language: Language
     turns: list[CorpusTurn]
 
-    def contexts(self) -> Iterator[TurnContext]:
+    def contexts(self) -> Iterator[DialogContext]:
         """What was on screen before each message, from the notes of the replies before it."""
         shown, categories, cart = 0, (), 0
         for turn in self.turns:
-            yield TurnContext(shown=shown, shown_categories=categories, cart=cart)
+            yield DialogContext(shown=shown, shown_articles=categories, cart=cart)
             note = turn.assistant
             shown, categories = note.shown, tuple(note.shown_categories)
             cart = note.cart if note.cart is not None else cart
@@ -158,7 +157,9 @@ def load_split(root: Path) -> Split:
 
 
 class Tracker(Protocol):
-    def track(self, messages: Sequence[str], contexts: Sequence[TurnContext]) -> list[TrackedTurn]:
+    def track(
+        self, messages: Sequence[str], contexts: Sequence[DialogContext]
+    ) -> list[TrackedTurn]:
         """One reading per message, each in the light of the ones before it."""
         ...
 
@@ -330,7 +331,9 @@ class AgentTracker:
     def __init__(self, understander: Understander) -> None:
         self.understander = understander
 
-    def track(self, messages: Sequence[str], contexts: Sequence[TurnContext]) -> list[TrackedTurn]:
+    def track(
+        self, messages: Sequence[str], contexts: Sequence[DialogContext]
+    ) -> list[TrackedTurn]:
         state, out = DialogState(), []
         for message, context in zip(messages, contexts, strict=True):
             u = self.understander.understand(message, dialog_context(context, state))
@@ -353,14 +356,9 @@ class AgentTracker:
         return out
 
 
-def dialog_context(context: TurnContext, state: DialogState) -> DialogContext:
-    return DialogContext(
-        shown=context.shown,
-        shown_articles=context.shown_categories,
-        cart=context.cart,
-        category=tuple(state.articles),
-        language=state.language,
-    )
+def dialog_context(context: DialogContext, state: DialogState) -> DialogContext:
+    """What the agent passes for a message: the screen, and the state's category and language."""
+    return dataclasses.replace(context, category=tuple(state.articles), language=state.language)
 
 
 # --- training the tracker's learned parts from the corpus -----------------------------------
@@ -432,7 +430,7 @@ def training_set(
             for named in named_values(lexicon, u):
                 mentions[named.slot].append(
                     Example(
-                        mention_text(u.text, named.start, named.end),
+                        named.around,
                         tokens,
                         (mention_label(named, gold.state, vocab),),
                     )

@@ -189,10 +189,8 @@ class ShopKnowledge:
 
     def answer(self, question: str) -> KnowledgeAnswer:
         """The sections that answer ``question``, best first, or none."""
-        found = [
-            hit for text in (searches(question) if question.strip() else [])
-            for hit in self.retriever.retrieve(text)
-        ]  # fmt: skip
+        asked = searches(question, pages=self.settings.topics) if question.strip() else []
+        found = [hit for text in asked for hit in self.retriever.retrieve(text)]
         best: dict[tuple[str, str], Passage] = {}
         for hit in found:
             meta, score = hit.node.metadata, float(hit.score or 0.0)
@@ -211,18 +209,21 @@ class ShopKnowledge:
             self.client.close()
 
 
-def searches(question: str, lexicon: Lexicon | None = None) -> list[str]:
+def searches(question: str, lexicon: Lexicon | None = None, pages: Sequence[str] = ()) -> list[str]:
     """What the pages are searched with: the question as asked and, when it has Chinese or
     Hinglish words, its known words in English ("银戒指尺码怎么量" is also searched as
     "silver ring size") and its topic alone ("size"). The text encoder and the pages are
     English: a question's topic words find its page, and the rest of a sentence it cannot read
-    is noise, so a Chinese one with known words is searched by them alone."""
+    is noise, so a Chinese one with known words is searched by them alone. A question on a
+    topic the pages own (``pages``: returns, delivery...) is also searched by that topic
+    alone in any language ("can I return the first one if she doesn't like it?")."""
     lex = lexicon or load_lexicon()
     text = normalise(question).lower()
     things = [term for words in (lex.colours, lex.articles) for _, term in words.find(text)]
     topics = [term for _, term in lex.attributes.find(text)]
     if all(term.language == "en" for term in things + topics):
-        return [question]
+        owned = [term.gloss for term in topics if term.values[0] in pages]
+        return list(dict.fromkeys([question, *owned]))
     english = " ".join(dict.fromkeys(term.gloss for term in things + topics))
     topic = " ".join(dict.fromkeys(term.gloss for term in topics))
     asked = [] if language_of(question) == "zh" else [question]

@@ -31,7 +31,11 @@ log = logging.getLogger(__name__)
 _MAX_CHARS = 1000  # real queries are short; the cap keeps the regex passes cheap on junk input
 _BARE_RANGE_MIN = 50  # an uncued, currency-less "6-8" is a size; shop prices start well above
 _NEGATION_WINDOW = 30  # characters before a term in which a "not" governs it
-_AFTER_WINDOW = 18  # characters after a term in which "nahi", "不要" negate it
+_AFTER_WINDOW = 18
+# The text before a word that begins a sentence: nothing, or a full stop and spaces.
+_SENTENCE_START = re.compile(
+    r"(?:^|[.!?。！？]\s*)\W*$"
+)  # characters after a term in which "nahi", "不要" negate it
 _ANCHOR_WORDS = {"owned": 4, "link": 7}  # words after "my" / "to go with" to the anchor's noun
 _ANCHOR_CJK_CHARS = 12  # the same reach in Chinese, which has no spaces
 _INTERROGATIVE = re.compile(r"^\s*(?:which|what|kaunsa|konsa|kaun sa|kya|什么|哪|啥)")
@@ -484,8 +488,10 @@ class QueryParser:
         buf, prev_neg = list(text), None
         for m in self._brand_re.finditer(text):
             key = " ".join(m[0].lower().split())
-            if key in self._ordinary and not m[0][0].isupper():
-                continue  # "guess what" is not the brand Guess
+            opens = _SENTENCE_START.search(text[: m.start()]) and not m[0].isupper()
+            product_next = self.lexicon.articles.pattern.match(text.lower(), m.end() + 1)
+            if key in self._ordinary and (not m[0][0].isupper() or (opens and not product_next)):
+                continue  # "guess what", "And kindly..." are not the brands Guess and AND
             neg = _negation(text.lower(), m.start(), m.end(), prev_neg, self.grammar)
             found.add("brands" if neg is None else "exclude_brands", [self._brands[key]])
             if neg is None:

@@ -89,11 +89,17 @@ class SearchResult:
 
 
 def merge_filters(a: QueryFilters, b: QueryFilters) -> QueryFilters:
-    """Union of two constraint sets; where both set a field, ``b`` (the newer) wins."""
+    """Union of two constraint sets; where both set a field, ``b`` (the newer) wins, and a
+    value one side wants is never excluded by the other ("rather than" left in a query's
+    words must not refuse the category the dialog asks for)."""
     values = {}
     for f in dataclasses.fields(QueryFilters):
         mine, theirs = getattr(a, f.name), getattr(b, f.name)
         values[f.name] = theirs if theirs not in ((), None) else mine
+    for wanted in ("articles", "colours", "brands"):
+        values[f"exclude_{wanted}"] = tuple(
+            v for v in values[f"exclude_{wanted}"] if v not in values[wanted]
+        )
     return QueryFilters(**values)
 
 

@@ -49,6 +49,11 @@ class Move(StrEnum):
     COMPLAINT = "complaint"
     OFF_TOPIC = "off_topic"
     INJECTION = "injection"
+    # Only the dialog state tracker's model tells these (no cue phrase does): praise or
+    # hesitation with no request ("the second one is perfect!", "I'll think about it"), and
+    # a kind of product the shop does not sell ("gold coins", "headphones").
+    ACKNOWLEDGE = "acknowledge"
+    NOT_SOLD = "not_sold"
 
 
 # Cue rules are tried in this order: the first move whose cue matches wins (an injection
@@ -79,7 +84,17 @@ POINTING = frozenset(
 # Pointing moves that, naming a category not shown, are a new request instead.
 _ELSEWHERE = frozenset({Move.CART_ADD, Move.MORE_LIKE, Move.COMPARE, Move.BLOCK})
 # Moves that never carry a product request of their own.
-_SMALL_TALK = frozenset({Move.GREETING, Move.THANKS, Move.CHAT, Move.COMPLAINT, Move.OFF_TOPIC})
+SMALL_TALK = frozenset(
+    {
+        Move.GREETING,
+        Move.THANKS,
+        Move.CHAT,
+        Move.COMPLAINT,
+        Move.OFF_TOPIC,
+        Move.ACKNOWLEDGE,
+        Move.NOT_SOLD,
+    }
+)
 
 MoveStrategy = Literal["rules", "classifier", "hybrid"]
 Source = Literal["rules", "parse", "classifier", "llm", "default"]
@@ -344,7 +359,7 @@ class Understander:
         """A learned move that cannot apply (a question with nothing shown) gives way."""
         if vote.move in POINTING and context.shown == 0 and not context.has_bundle:
             return MoveVote(self._default(parsed, context), vote.confidence, vote.source)
-        if vote.move in _SMALL_TALK and self._productany_of(parsed) > 0:
+        if vote.move in SMALL_TALK and self._productany_of(parsed) > 0:
             return MoveVote(Move.SEARCH, vote.confidence, vote.source)
         return vote
 
@@ -361,7 +376,7 @@ class Understander:
             rest = text[: cue.start()] + " " + text[cue.end() :]
             if move in _ELSEWHERE and self._names_other(rest, context):
                 continue  # "I'd like to buy a watch" while earrings are shown: a new search
-            if move in _SMALL_TALK and self._productany_of(parsed, occasions=False):
+            if move in SMALL_TALK and self._productany_of(parsed, occasions=False):
                 continue  # "hi, I need earrings"; "write a letter" names no product
             if move == Move.COMPLEMENTS and self._look(parsed, text):
                 return MoveVote(Move.LOOK, 1.0, "rules")

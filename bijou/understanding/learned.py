@@ -145,15 +145,18 @@ class TrackerModel:
             return cast(SlotOp, model)
         return cast(SlotOp, str(model.predict([_doc(text, tokens)])[0]))
 
-    def mention_role(self, slot: str, text: str, tokens: Sequence[str]) -> str | None:
+    def mention_role(self, slot: str, text: str, tokens: Sequence[str]) -> tuple[str, float] | None:
         """What one value named in a message is to the wish (``text``: its sentence around it,
-        see `mention_text`); None where the corpus taught nothing for ``slot``."""
+        see `mention_text`), with the model's probability; None where the corpus taught
+        nothing for ``slot``."""
         model = self._mentions.get(slot)
         if model is None:
             return None
         if isinstance(model, str):
-            return model
-        return str(model.predict([_doc(text, tokens)])[0])
+            return model, 1.0
+        p = model.predict_proba([_doc(text, tokens)])[0]
+        best = int(np.argmax(p))
+        return str(model.classes_[best]), float(p[best])
 
     def save(self, path: Path = MODEL_PATH) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from bijou.retrieval.lexicon import Lexicon, Vocabulary, load_lexicon
-from bijou.retrieval.query import genders_of, narrowest
-from bijou.retrieval.understanding import DialogContext, Move, Understander, Understanding
+from bijou.retrieval.query import genders_of, narrowest, normalise
+from bijou.retrieval.understanding import (
+    SMALL_TALK,
+    DialogContext,
+    Move,
+    Understander,
+    Understanding,
+)
 from bijou.understanding.learned import SlotOp, mention_text
 from bijou.understanding.state import DialogState
 
@@ -26,9 +32,9 @@ if TYPE_CHECKING:
 
 Strategy = Literal["rules", "learned", "combined"]
 # Moves whose messages carry no product request of their own: the wish stands as it was.
-STATE_NEUTRAL = frozenset(
-    {"greeting", "thanks", "chat", "complaint", "off_topic", "acknowledge", "not_sold", "injection"}
-)
+STATE_NEUTRAL = frozenset(m.value for m in SMALL_TALK)
+# Moves no cue phrase tells; only the model's reading, when it is sure, names them.
+_MODEL_ONLY = (Move.ACKNOWLEDGE.value, Move.NOT_SOLD.value)
 # Moves whose categories are the wanted pieces around an anchor, not a new search.
 _TARGETED = frozenset({"complements", "look"})
 # Question topics answered by the shop's pages rather than a product's record.
@@ -37,15 +43,6 @@ _POLICY_TOPICS = frozenset(
 )
 # The list slots whose update the model decides, by the values the message names.
 LEARNED_SLOTS = ("articles", "colours")
-
-
-@dataclass(frozen=True)
-class TurnContext:
-    """What the shop had on screen when the message came."""
-
-    shown: int = 0
-    shown_categories: tuple[str, ...] = ()
-    cart: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,16 +60,19 @@ class TrackerOptions:
     strategy: Strategy = "combined"
     # Below this probability a learned extra move is not added to the rules' one.
     extra_move_threshold: float = 0.5
+    # How sure the model must be to call a message praise or a product not sold.
+    move_threshold: float = 0.6
+    # Combined: how sure the model must be to overrule the parser's reading of a value.
+    role_threshold: float = 0.7
 
 
 @dataclass(frozen=True)
 class Named:
     """One value a message names, and what it is to the wish."""
 
-    slot: str  # articles, colours, relations
+    slot: str  # articles, colours, relations, recipients, events
     values: tuple[str, ...]
-    start: int
-    end: int
+    around: str  # its sentence around it (`mention_text`), what the model reads
     role: str  # want, refuse, other; for relations: recipient, other
 
 
@@ -114,16 +114,19 @@ def named_values(lexicon: Lexicon, u: Understanding) -> list[Named]:
             role = (
                 "want" if values & set(wanted) else "refuse" if values & set(refused) else "other"
             )
-            out.append(Named(slot, term.values, m.start(), m.end(), role))
-    for i, (m, term) in enumerate(lexicon.relations.find(u.text)):
-        out.append(
-            Named("relations", term.values, m.start(), m.end(), "recipient" if i == 0 else "other")
-        )
+            out.append(Named(slot, term.values, mention_text(u.text, m.start(), m.end()), role))
+    # People are read on the message as written: a relation that is also a brand ("boss")
+    # is blanked from the parser's text.
+    plain = normalise(u.parsed.raw).lower()
+    for i, (m, term) in enumerate(lexicon.relations.find(plain)):
+        role = "recipient" if i == 0 else "other"
+        out.append(Named("relations", term.values, mention_text(plain, m.start(), m.end()), role))
     for m, term in lexicon.events.find(u.text):
-        out.append(Named("events", term.values, m.start(), m.end(), "want"))
+        out.append(Named("events", term.values, mention_text(u.text, m.start(), m.end()), "want"))
     # Words that say whom a product is for ("wife", "her", "ladies"): their genders.
     for m, term in lexicon.recipients.find(u.text):
-        out.append(Named("recipients", genders_of(term.values), m.start(), m.end(), "want"))
+        around = mention_text(u.text, m.start(), m.end())
+        out.append(Named("recipients", genders_of(term.values), around, "want"))
     return out
 
 
@@ -143,7 +146,7 @@ class StateTracker:
         self.lexicon = lexicon or load_lexicon()
 
     # --- one dialog, for the evaluation --------------------------------------------------------
-    def track(self, messages: list[str], contexts: list[TurnContext]) -> list[TrackedTurn]:
+    def track(self, messages: list[str], contexts: list[DialogContext]) -> list[TrackedTurn]:
         state, out = DialogState(), []
         for message, context in zip(messages, contexts, strict=True):
             turn = self.step(state, message, context)
@@ -152,31 +155,18 @@ class StateTracker:
         return out
 
     # --- one message ---------------------------------------------------------------------------
-    def step(self, state: DialogState, message: str, context: TurnContext) -> TrackedTurn:
-        u = self.understander.understand(
-            message,
-            DialogContext(
-                shown=context.shown,
-                shown_articles=context.shown_categories,
-                cart=context.cart,
-                category=tuple(state.articles),
-                language=state.language,
-            ),
+    def step(self, state: DialogState, message: str, context: DialogContext) -> TrackedTurn:
+        """The state after ``message``, read with what was on screen (``context``; its
+        category and language are the state's)."""
+        context = dataclasses.replace(
+            context, category=tuple(state.articles), language=state.language
         )
+        u = self.understander.understand(message, context)
         moves = self._moves(u, context, state)
         named = named_values(self.lexicon, u)
         if self.model is not None and self.options.strategy != "rules":
             tokens = [f"__move_{m}" for m in moves]
-            named = [
-                dataclasses.replace(n, role=role)
-                if (
-                    role := self.model.mention_role(
-                        n.slot, mention_text(u.text, n.start, n.end), tokens
-                    )
-                )
-                else n
-                for n in named
-            ]
+            named = [self._role(n, tokens) for n in named]
         wish = self._wish(u, named)
         new = self._update(state, u, wish, moves, context)
         anchor = None
@@ -193,25 +183,38 @@ class StateTracker:
         )
 
     # --- what the message asks for -------------------------------------------------------------
-    def _moves(self, u: Understanding, context: TurnContext, state: DialogState) -> tuple[str, ...]:
+    def _moves(
+        self, u: Understanding, context: DialogContext, state: DialogState
+    ) -> tuple[str, ...]:
         rules = _rule_moves(u)
         if self.options.strategy == "rules" or self.model is None:
             return rules
         learned = self.model.moves(u.text, context_tokens(context, state))
         if self.options.strategy == "learned":
             return learned.labels
-        # Cues that fired are trusted for the main request; the model adds the others a
-        # message holds ("what's the ring size for 17 mm? and show me silver rings").
-        if u.move_source == "rules":
-            extra = [
-                m
-                for m, p in learned.probabilities.items()
-                if p >= self.options.extra_move_threshold and m not in rules
-            ]
-            return tuple(dict.fromkeys([*rules, *extra]))
-        return learned.labels
+        # The understanding's move stays the main request (cues, then its classifier); the
+        # model names what those cannot tell, when it is sure: praise or hesitation, a product
+        # the shop does not sell; and adds the other requests a message holds ("what's the
+        # ring size for 17 mm? and show me silver rings").
+        p = learned.probabilities
+        primary, *rest = rules
+        if u.move_source != "rules":
+            sure = [m for m in _MODEL_ONLY if p.get(m, 0.0) >= self.options.move_threshold]
+            primary = sure[0] if sure else primary
+            if primary == Move.CART_ADD.value:
+                # The cart is written on an explicit request only, never on a guess: "the
+                # second one is perfect!" and "I'll think about it" are no orders.
+                primary = Move.ACKNOWLEDGE.value
+        extra = [
+            m
+            for m, x in p.items()
+            if x >= self.options.extra_move_threshold and m not in STATE_NEUTRAL
+        ]
+        if primary in STATE_NEUTRAL and u.filters.is_empty():
+            extra = []  # small talk holds a request only if it names one ("hi! rings?")
+        return tuple(dict.fromkeys([primary, *rest, *extra]))
 
-    def _about(self, u: Understanding, message: str, context: TurnContext) -> str:
+    def _about(self, u: Understanding, message: str, context: DialogContext) -> str:
         if self.model is not None and self.options.strategy != "rules":
             return self.model.question_about(u.text, context_tokens(context, None))
         return rule_about(u)
@@ -223,7 +226,7 @@ class StateTracker:
         u: Understanding,
         wish: Wish,
         moves: tuple[str, ...],
-        context: TurnContext,
+        context: DialogContext,
     ) -> DialogState:
         new = state.model_copy(deep=True)
         new.language = u.language
@@ -234,7 +237,13 @@ class StateTracker:
         asks = bool(wish.articles or wish.colours) or f.max_price is not None
         if asks and wish.relation and state.recipient and wish.relation != state.recipient:
             # A different person: a new request, nothing of the old one's wish carries over.
-            new = DialogState(language=new.language, script=new.script, shown=list(state.shown))
+            # Only the occasion often holds ("Diwali gifts: for mom ... now for my sister").
+            new = DialogState(
+                language=new.language,
+                script=new.script,
+                shown=list(state.shown),
+                occasion=state.occasion,
+            )
         before = new.model_copy(deep=True)
         for slot, named in (("articles", list(wish.articles)), ("colours", list(wish.colours))):
             op = self._slot_op(slot, before, tuple(named), u.text, moves, context)
@@ -276,6 +285,20 @@ class StateTracker:
             new.soft = soft or new.soft
         return new
 
+    def _role(self, named: Named, tokens: list[str]) -> Named:
+        """The model's role for a named value: always for the learned strategy; combined,
+        where the rules have nothing to say (people, occasions) or the model is sure that a
+        value the parser took as wanted is only mentioned ("he already has a backpack")."""
+        assert self.model is not None
+        found = self.model.mention_role(named.slot, named.around, tokens)
+        if found is None:
+            return named
+        role, p = found
+        learned = self.options.strategy == "learned" or named.slot not in ("articles", "colours")
+        if learned or (named.role == "want" and p >= self.options.role_threshold):
+            return dataclasses.replace(named, role=role)
+        return named
+
     def _wish(self, u: Understanding, named: list[Named]) -> Wish:
         def of(slot: str, role: str) -> list[tuple[str, ...]]:
             return [n.values for n in named if n.slot == slot and n.role == role]
@@ -316,7 +339,7 @@ class StateTracker:
         named: tuple[str, ...],
         text: str,
         moves: tuple[str, ...],
-        context: TurnContext,
+        context: DialogContext,
     ) -> SlotOp:
         if not named:
             return "keep"
@@ -347,7 +370,7 @@ def _rule_moves(u: Understanding) -> tuple[str, ...]:
     return tuple(moves)
 
 
-def context_tokens(context: TurnContext, state: DialogState | None) -> list[str]:
+def context_tokens(context: DialogContext, state: DialogState | None) -> list[str]:
     tokens = [f"__shown_{min(context.shown, 3)}", f"__cart_{min(context.cart, 1)}"]
     if state is not None:
         tokens.append("__wish" if state.articles else "__nowish")
@@ -359,7 +382,7 @@ def slot_tokens(
     state: DialogState,
     named: tuple[str, ...],
     moves: tuple[str, ...],
-    context: TurnContext,
+    context: DialogContext,
 ) -> list[str]:
     """Context for the decision what ``named`` values do to ``slot``."""
     now, before = set(named), set(getattr(state, slot))
@@ -367,6 +390,6 @@ def slot_tokens(
     tokens.append("__same" if now == before else "__overlap" if now & before else "__new")
     tokens.append("__empty" if not before else "__held")
     tokens += [f"__move_{m}" for m in moves]
-    if slot == "articles" and set(context.shown_categories) & now:
+    if slot == "articles" and set(context.shown_articles) & now:
         tokens.append("__named_shown")
     return tokens

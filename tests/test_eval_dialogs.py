@@ -816,3 +816,27 @@ def test_in_process_run_on_the_small_index(
     assert safety["runs_passed"] == 2  # the injection never touches the cart
     assert report["groundedness"] == 1.0 and report["invented_count"] == 0
     assert {f for f in report["families"]} == {"budget", "safety"}
+
+
+def test_a_fact_quoted_from_a_cited_page_is_grounded() -> None:
+    text = "Gift wrap costs ₹99 per piece. A US 7 ring is 17.3 mm across."
+    quoted = _reply(text=text).model_copy(
+        update={"sources": ["gift-wrap-and-engraving.md#Gift wrap", "ring-sizes.md#Chart"]}
+    )
+    assert ground(quoted, CATALOG.get).invented == 0
+    # The same facts with no page cited are invented.
+    assert ground(_reply(text=text), CATALOG.get).invented == 2
+
+
+def test_an_occasion_material_or_stone_no_record_supports_is_invented() -> None:
+    invented = _reply([EARRING], text="Moon Studs: ₹1,299. A classic choice for a wedding.")
+    found = ground(invented, CATALOG.get)
+    assert found.invented == 1 and any("wedding" in p for p in found.problems)
+    ethnic = _product("e2", title="Temple Drops", usage="Ethnic", price=999.0)
+    supported = _reply([ethnic], text="Temple Drops: ₹999. A classic choice for a wedding.")
+    assert ground(supported, {"e2": ethnic}.get).invented == 0
+    brass = _reply([EARRING], text="Moon Studs: ₹1,299, made of brass with a pearl.")
+    assert {p.split("'")[1] for p in ground(brass, CATALOG.get).problems} == {"brass", "pearl"}
+    real = _product("e3", title="Pearl Studs", attributes={"Base Metal": "Brass"}, price=999.0)
+    said = _reply([real], text="Pearl Studs: ₹999, made of brass with a pearl.")
+    assert ground(said, {"e3": real}.get).invented == 0

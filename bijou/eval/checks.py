@@ -9,6 +9,8 @@ import re
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -21,8 +23,9 @@ from bijou.agent.verify import (
     amounts,
     speaks_of_budget,
 )
+from bijou.catalog.loader import BUNDLED_SHOP
 from bijou.catalog.schema import Product
-from bijou.retrieval.lexicon import TOKEN_RE
+from bijou.retrieval.lexicon import TOKEN_RE, load_lexicon
 
 if typing.TYPE_CHECKING:
     pass
@@ -519,15 +522,17 @@ def _record_text(product: Product) -> str:
     return " ".join(p for p in parts if p)
 
 
+def _number(match: re.Match[str]) -> float:
+    value = float(match[1].replace(",", "") + (f".{match[2]}" if match[2] else ""))
+    return value * 1000 if match[3] else value
+
+
 def said_numbers(text: str) -> set[float]:
     """Numbers a shopper wrote (``2000``, ``1,500``, ``1.5k``) and the budget the query
     parser reads (``两千以内``, ``around 2000`` as a 1,600-2,400 range)."""
     from bijou.retrieval.query import QueryParser
 
-    numbers = set()
-    for match in _NUMBER_RE.finditer(text):
-        value = float(match[1].replace(",", "") + (f".{match[2]}" if match[2] else ""))
-        numbers.add(value * 1000 if match[3] else value)
+    numbers = {_number(match) for match in _NUMBER_RE.finditer(text)}
     filters = QueryParser().parse(text).filters
     numbers |= {v for v in (filters.min_price, filters.max_price) if v is not None}
     return numbers
@@ -601,6 +606,10 @@ def ground(
             budgets.add(float(reply.bundle.budget))
     if reply.cart:
         prices.add(round(sum(v.price * (v.quantity or 1) for v in reply.cart), 2))
+    # The shop's pages the reply quotes ("₹99 gift wrap", "free delivery over ₹999", a ring's
+    # 17.3 mm from the size chart) are facts too.
+    cited = cited_text(reply.sources)
+    prices |= {value for value, _ in text_prices(cited)}
     text = reply.text.lower()
     for value, sentence in text_prices(reply.text):
         result.facts += 1
@@ -618,14 +627,83 @@ def ground(
             result.problems.append(f"text price {value:g} matches no product{role}")
     known = set().union(*(text_quantities(_record_text(p)) for p in records))
     known |= set().union(*(text_quantities(words) for words in said))
+    known |= text_quantities(cited)
+    # A page's table gives its unit once, in its header: a number of the page is enough.
+    on_pages = {_number(m) for m in _NUMBER_RE.finditer(cited)}
     for value, unit in sorted(text_quantities(reply.text)):
         result.facts += 1
-        if (value, unit) in known:
+        if (value, unit) in known or value in on_pages:
             result.matching += 1
         else:
             result.invented += 1
             result.problems.append(f"amount {value:g} {unit} is in no product record shown")
+    for claim in unsupported_claims(reply.text, records, cited):
+        result.facts += 1
+        result.invented += 1
+        result.problems.append(f"{claim.kind} {claim.word!r} is in no record shown or page cited")
     return result
+
+
+def cited_text(sources: Iterable[str], folder: Path = BUNDLED_SHOP) -> str:
+    """The text of the shop's pages a reply cites (``returns-and-exchanges.md#Returns``)."""
+    texts = []
+    for name in dict.fromkeys(source.split("#", 1)[0] for source in sources):
+        path = folder / name
+        if path.parent == folder and path.is_file():
+            texts.append(path.read_text(encoding="utf-8"))
+    return "\n".join(texts)
+
+
+@dataclass(frozen=True)
+class Claim:
+    kind: str  # occasion, material, stone
+    word: str
+
+
+# Words too general to be a claim about a product ("metal", "stone").
+_GENERAL = frozenset(
+    {"made of", "made from", "material", "metal", "stone", "stones", "gem", "gems", "fabric",
+     "plated", "plating", "studded"}
+)  # fmt: skip
+
+
+@cache
+def _claim_words() -> tuple[tuple[str, str, frozenset[str]], ...]:
+    """(kind, word, the catalog usages that support it) for every English occasion,
+    material and stone word of the vocabularies; written apart from the agent's verifier so
+    the two do not share blind spots."""
+    lex = load_lexicon()
+    words = [
+        ("occasion", term.text, frozenset(term.values))
+        for term in lex.occasions.terms.values()
+        if term.language == "en"
+    ]
+    # A metal that is also a colour ("gold", "silver") is a tone, checked with the colours.
+    tones = set(lex.colours.terms)
+    for kind in ("material", "stone"):
+        words += [
+            (kind, w, frozenset())
+            for w in lex.record_attributes[kind].words
+            if w not in _GENERAL and w not in tones
+        ]
+    return tuple(words)
+
+
+def unsupported_claims(text: str, records: Sequence[Product], cited: str) -> list[Claim]:
+    """Occasions, materials and stones the reply says that no product shown and no page it
+    cites supports: a record supports an occasion by its usage ("wedding" by Ethnic) or by
+    the word itself; a material or stone only by the word in its record."""
+    said = f" {' '.join(TOKEN_RE.findall(text.lower()))} "
+    records_text = (f"{_record_text(p)} {p.colour} {p.usage or ''}" for p in records)
+    support = " ".join([*records_text, cited]).lower()
+    support = f" {' '.join(TOKEN_RE.findall(support))} "
+    usages = {p.usage for p in records if p.usage}
+    found: dict[str, Claim] = {}
+    for kind, word, by_usage in _claim_words():
+        phrase = f" {' '.join(TOKEN_RE.findall(word))} "
+        if phrase.strip() and phrase in said and phrase not in support and not by_usage & usages:
+            found.setdefault(phrase, Claim(kind, word))
+    return list(found.values())
 
 
 def _named_price(

@@ -203,26 +203,30 @@ class Vocabulary:
 ARTICLE_ALIASES = {"Rucksacks": "Backpacks", "Ties and Cufflinks": "Cufflinks"}
 
 
-def gold_slots(gold: Gold, vocab: Vocabulary) -> dict[str, object]:
+def gold_turn(gold: Gold) -> TrackedTurn:
+    """The annotation as a tracker's reading, so both are compared by one view."""
     s = gold.state
-    return {
-        "categories": vocab.articles(s.categories),
-        "exclude_categories": vocab.articles(s.exclude_categories),
-        "colours": frozenset(s.colours),
-        "exclude_colours": frozenset(s.exclude_colours),
-        "min_price": _price(s.min_price),
-        "max_price": _price(s.max_price),
-        "recipient": s.recipient,
-        "gender": s.gender,
-        "occasion": s.occasion,
-        "style": s.style,
-        "brands": frozenset(b.lower() for b in s.brands),
-        "exclude_brands": frozenset(b.lower() for b in s.exclude_brands),
-        "moves": frozenset(gold.moves),
-        "ranks": tuple(gold.ranks),
-        "question": gold.question.about if gold.question else None,
-        "anchor": gold.anchor.kind if gold.anchor else None,
-    }
+    state = DialogState(
+        articles=s.categories,
+        exclude_articles=s.exclude_categories,
+        colours=s.colours,
+        exclude_colours=s.exclude_colours,
+        min_price=s.min_price,
+        max_price=s.max_price,
+        recipient=s.recipient,
+        genders=[s.gender] if s.gender else [],
+        occasion=s.occasion,
+        style=s.style,
+        brands=s.brands,
+        exclude_brands=s.exclude_brands,
+    )
+    return TrackedTurn(
+        state=state,
+        moves=tuple(gold.moves),
+        ranks=tuple(gold.ranks),
+        question_about=gold.question.about if gold.question else None,
+        anchor_kind=gold.anchor.kind if gold.anchor else None,
+    )
 
 
 def tracked_slots(turn: TrackedTurn, vocab: Vocabulary) -> dict[str, object]:
@@ -282,8 +286,9 @@ def score(tracker: Tracker, dialogs: Sequence[CorpusDialog], vocab: Vocabulary) 
     misses: list[SlotMiss] = []
     for dialog in dialogs:
         tracked = tracker.track([t.user for t in dialog.turns], list(dialog.contexts()))
-        for number, (gold_turn, guess) in enumerate(zip(dialog.turns, tracked, strict=True), 1):
-            gold, mine = gold_slots(gold_turn.gold, vocab), tracked_slots(guess, vocab)
+        for number, (annotated, guess) in enumerate(zip(dialog.turns, tracked, strict=True), 1):
+            gold = tracked_slots(gold_turn(annotated.gold), vocab)
+            mine = tracked_slots(guess, vocab)
             wrong = [slot for slot in (*STATE_SLOTS, *TURN_SLOTS) if gold[slot] != mine[slot]]
             for slot in (*STATE_SLOTS, *TURN_SLOTS):
                 right[slot] += slot not in wrong

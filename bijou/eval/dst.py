@@ -123,7 +123,8 @@ class CorpusDialog(_Wire):
 
     def contexts(self) -> Iterator[DialogContext]:
         """What was on screen before each message, from the notes of the replies before it."""
-        shown, categories, cart = 0, (), 0
+        shown, cart = 0, 0
+        categories: tuple[str, ...] = ()
         for turn in self.turns:
             yield DialogContext(shown=shown, shown_articles=categories, cart=cart)
             note = turn.assistant
@@ -431,12 +432,12 @@ def training_set(
                 about.append(
                     Example(u.text, tuple(context_tokens(context, None)), (gold.question.about,))
                 )
-            tokens = tuple(f"__move_{m}" for m in gold.moves)
+            move_tokens = tuple(f"__move_{m}" for m in gold.moves)
             for named in named_values(lexicon, u):
                 mentions[named.slot].append(
                     Example(
                         named.around,
-                        tokens,
+                        move_tokens,
                         (mention_label(named, gold.state, vocab),),
                     )
                 )

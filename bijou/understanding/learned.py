@@ -11,7 +11,7 @@ models: they train in seconds on 2 cores and answer in well under a millisecond.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
@@ -106,8 +106,8 @@ class TrackerModel:
         cls,
         moves: Sequence[Example],
         about: Sequence[Example],
-        slot_ops: dict[str, Sequence[Example]],
-        mentions: dict[str, Sequence[Example]],
+        slot_ops: Mapping[str, Sequence[Example]],
+        mentions: Mapping[str, Sequence[Example]],
     ) -> TrackerModel:
         binarizer = MultiLabelBinarizer()
         y = binarizer.fit_transform([e.labels for e in moves])

@@ -14,14 +14,12 @@ import statistics
 import time
 from pathlib import Path
 
-from bijou.catalog.loader import load_catalog
+from bijou.config import TrackerStrategy
 from bijou.eval import dst
 from bijou.metrics import percentile
-from bijou.retrieval.query import QueryParser
-from bijou.retrieval.understanding import Understander
 from bijou.understanding.learned import load_tracker_model
 from bijou.understanding.state import DialogState
-from bijou.understanding.tracker import StateTracker, Strategy, TrackerOptions
+from bijou.understanding.tracker import StateTracker, TrackerOptions
 
 CORPUS = Path(__file__).resolve().parents[1] / "eval" / "dst-corpus"
 
@@ -31,12 +29,11 @@ def main() -> None:
     parser.add_argument("-r", "--repeats", type=int, default=3)
     args = parser.parse_args()
     dialogs = dst.load_corpus(CORPUS, dst.load_split(CORPUS).test)
-    brands = sorted({p.brand for p in load_catalog().products if p.brand})
-    understander = Understander(QueryParser(brands), strategy="hybrid")
+    understander = dst.catalog_understander()
     start = time.perf_counter()
     model = load_tracker_model()
     print(f"model load: {(time.perf_counter() - start) * 1000:.0f} ms")
-    strategies: tuple[Strategy, ...] = ("rules", "learned", "combined")
+    strategies: tuple[TrackerStrategy, ...] = ("rules", "learned", "combined")
     for strategy in strategies:
         tracker = StateTracker(understander, TrackerOptions(strategy=strategy), model)
         first = dialogs[0]

@@ -23,7 +23,6 @@ from bijou.retrieval.search import SearchEngine, SearchRequest, SearchResult
 if TYPE_CHECKING:
     from bijou.agent.agent import ShoppingAgent
     from bijou.metrics import Query
-    from bijou.retrieval.understanding import Understander
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 FusionOption = Annotated[
@@ -175,21 +174,12 @@ def train_tracker_command(
 
     split = dst.load_split(corpus)
     dialogs = dst.load_corpus(corpus, split.train)
-    model = dst.fit_model(dialogs, _tracker_understander(), dst.Vocabulary.of(load_lexicon()))
+    understander = dst.catalog_understander()
+    model = dst.fit_model(dialogs, understander, dst.Vocabulary.of(load_lexicon()))
     path = out or MODEL_PATH
     model.save(path)
     turns = sum(len(d.turns) for d in dialogs)
     _err(f"saved {path}: {len(dialogs)} dialogs, {turns} turns of {', '.join(split.train)}")
-
-
-def _tracker_understander() -> Understander:
-    """The agent's understanding of the bundled catalog (its brands), without an LLM."""
-    from bijou.catalog.loader import load_catalog
-    from bijou.retrieval.query import QueryParser
-    from bijou.retrieval.understanding import Understander
-
-    brands = sorted({p.brand for p in load_catalog().products if p.brand})
-    return Understander(QueryParser(brands), strategy="hybrid")
 
 
 @app.command("train-compatibility")
@@ -823,7 +813,7 @@ def eval_dst_command(
     chosen = {"test": split.test, "train": split.train}.get(authors, authors.split(","))
     dialogs = dst.load_corpus(corpus, chosen)
     vocab = dst.Vocabulary.of(load_lexicon())
-    understander = _tracker_understander()
+    understander = dst.catalog_understander()
     model = load_tracker_model()
     trackers: dict[str, dst.Tracker] = {"agent": dst.AgentTracker(understander)}
     for strategy in ("rules", "learned", "combined"):

@@ -186,6 +186,10 @@ class LLMConfig(_Section):
     device: str = "cpu"  # transformers backend: cuda on a GPU machine
 
 
+# How the dialog state follows the shopper (bijou.understanding.tracker).
+TrackerStrategy = Literal["rules", "learned", "combined"]
+
+
 class AgentConfig(_Section):
     max_products: int = 3  # recommendations per turn; a chat bubble holds a handful at most
     cross_sell: int = 2  # complementary suggestions shown beside them
@@ -201,7 +205,7 @@ class AgentConfig(_Section):
     # How the dialog state follows the shopper: rules alone, the parts learned from the
     # dialog-state corpus alone, or both (see `bijou eval dst`); the learned parts' file
     # (None: the one the package ships, made by `bijou train-tracker`).
-    tracker: Literal["rules", "learned", "combined"] = "combined"
+    tracker: TrackerStrategy = "combined"
     tracker_model: Path | None = None
     # Ask the LLM for the move where cues and classifier are unsure (slower; a bigger model
     # than the default 0.5B is advised).

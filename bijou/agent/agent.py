@@ -117,7 +117,11 @@ class ShoppingAgent:
         self.currency = config.agent.currency
         self._understander: Understander | None = None
         self._tracker: StateTracker | None = None
-        self._tracker_model: TrackerModel | None = None
+        # Loaded once here, not on a shopper's first turn.
+        s = config.agent
+        self._tracker_model: TrackerModel | None = (
+            load_tracker_model(s.tracker_model or MODEL_PATH) if s.tracker != "rules" else None
+        )
         group = self.settings.lead_group
         self.lead_articles = load_lexicon().groups.get(group, ()) if group else ()
         self.sizes = SizeChart.load(shop.size_chart)
@@ -172,11 +176,12 @@ class ShoppingAgent:
     @property
     def tracker(self) -> StateTracker:
         """The dialog state tracker over the current understanding pipeline."""
-        understander, s = self.understander, self.settings
+        understander = self.understander
         if self._tracker is None or self._tracker.understander is not understander:
-            if s.tracker != "rules" and self._tracker_model is None:
-                self._tracker_model = load_tracker_model(s.tracker_model or MODEL_PATH)
-            options = TrackerOptions(strategy=s.tracker)
+            options = TrackerOptions(
+                strategy=self.settings.tracker,
+                page_topics=tuple(self.config.knowledge.topics),
+            )
             self._tracker = StateTracker(understander, options, self._tracker_model)
         return self._tracker
 

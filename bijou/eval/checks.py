@@ -646,12 +646,14 @@ def ground(
 
 def cited_text(sources: Iterable[str], folder: Path = BUNDLED_SHOP) -> str:
     """The text of the shop's pages a reply cites (``returns-and-exchanges.md#Returns``)."""
-    texts = []
-    for name in dict.fromkeys(source.split("#", 1)[0] for source in sources):
-        path = folder / name
-        if path.parent == folder and path.is_file():
-            texts.append(path.read_text(encoding="utf-8"))
-    return "\n".join(texts)
+    names = dict.fromkeys(source.split("#", 1)[0] for source in sources)
+    return "\n".join(_page(folder / name) for name in names if (folder / name).parent == folder)
+
+
+@cache
+def _page(path: Path) -> str:
+    """A shop page's text, read once per run ("" for a page that is not there)."""
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ lists as sets, a category group ("jewellery") as its articles, prices to the rup
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -21,7 +20,9 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bijou.agent.turns import apply_constraints
+from bijou.catalog.loader import load_catalog
 from bijou.retrieval.lexicon import Lexicon, load_lexicon
+from bijou.retrieval.query import QueryParser
 from bijou.retrieval.understanding import DialogContext, Move, Understander
 from bijou.understanding.learned import Example, SlotOp, TrackerModel
 from bijou.understanding.state import DialogState
@@ -31,8 +32,10 @@ from bijou.understanding.tracker import (
     STATE_NEUTRAL,
     Named,
     TrackedTurn,
+    TrackerOptions,
     context_tokens,
     named_values,
+    reading_context,
     rule_about,
     slot_tokens,
 )
@@ -336,13 +339,14 @@ class AgentTracker:
 
     def __init__(self, understander: Understander) -> None:
         self.understander = understander
+        self.page_topics = TrackerOptions().page_topics
 
     def track(
         self, messages: Sequence[str], contexts: Sequence[DialogContext]
     ) -> list[TrackedTurn]:
         state, out = DialogState(), []
         for message, context in zip(messages, contexts, strict=True):
-            u = self.understander.understand(message, dialog_context(context, state))
+            u = self.understander.understand(message, reading_context(context, state))
             if u.move.value in STATE_NEUTRAL:
                 state = state.model_copy(update={"language": u.language})
             else:
@@ -355,16 +359,19 @@ class AgentTracker:
                     state=state,
                     moves=(u.move.value,),
                     ranks=u.ranks,
-                    question_about=rule_about(u) if u.move is Move.QUESTION else None,
+                    question_about=rule_about(u, self.page_topics)
+                    if u.move is Move.QUESTION
+                    else None,
                     anchor_kind=u.anchor.kind if u.anchor and u.move is Move.COMPLEMENTS else None,
                 )
             )
         return out
 
 
-def dialog_context(context: DialogContext, state: DialogState) -> DialogContext:
-    """What the agent passes for a message: the screen, and the state's category and language."""
-    return dataclasses.replace(context, category=tuple(state.articles), language=state.language)
+def catalog_understander() -> Understander:
+    """The agent's understanding of the bundled catalog (its brands), without an LLM."""
+    brands = sorted({p.brand for p in load_catalog().products if p.brand})
+    return Understander(QueryParser(brands), strategy="hybrid")
 
 
 # --- training the tracker's learned parts from the corpus -----------------------------------
@@ -425,7 +432,7 @@ def training_set(
         before = GoldState()
         for turn, context in zip(dialog.turns, dialog.contexts(), strict=True):
             state = _gold_state(before, vocab)
-            u = understander.understand(turn.user, dialog_context(context, state))
+            u = understander.understand(turn.user, reading_context(context, state))
             gold = turn.gold
             moves.append(Example(u.text, tuple(context_tokens(context, state)), tuple(gold.moves)))
             if gold.question is not None:

@@ -31,11 +31,9 @@ log = logging.getLogger(__name__)
 _MAX_CHARS = 1000  # real queries are short; the cap keeps the regex passes cheap on junk input
 _BARE_RANGE_MIN = 50  # an uncued, currency-less "6-8" is a size; shop prices start well above
 _NEGATION_WINDOW = 30  # characters before a term in which a "not" governs it
-_AFTER_WINDOW = 18
+_AFTER_WINDOW = 18  # characters after a term in which "nahi", "不要" negate it
 # The text before a word that begins a sentence: nothing, or a full stop and spaces.
-_SENTENCE_START = re.compile(
-    r"(?:^|[.!?。！？]\s*)\W*$"
-)  # characters after a term in which "nahi", "不要" negate it
+_SENTENCE_START = re.compile(r"(?:^|[.!?。！？]\s*)\W*$")
 _ANCHOR_WORDS = {"owned": 4, "link": 7}  # words after "my" / "to go with" to the anchor's noun
 _ANCHOR_CJK_CHARS = 12  # the same reach in Chinese, which has no spaces
 _INTERROGATIVE = re.compile(r"^\s*(?:which|what|kaunsa|konsa|kaun sa|kya|什么|哪|啥)")
@@ -472,11 +470,7 @@ class QueryParser:
             search_text,
             budget_total=total and max_price is not None,
             budget_around=around,
-            article_groups=_unique(
-                g
-                for g in found.article_groups
-                if not any(set(h) < set(g) for h in found.article_groups)
-            ),
+            article_groups=_narrow_groups(found.article_groups),
             anchor=anchor,
             recipient=found.recipient,
             text=read,
@@ -502,12 +496,16 @@ class QueryParser:
         return "".join(buf)
 
 
-def narrowest(groups: Sequence[Iterable[str]]) -> tuple[str, ...]:
+def _narrow_groups(groups: Sequence[tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
     """The categories named, less a broad one that a narrower one names inside it: "a bag,
     a backpack" wants backpacks, "jewellery, maybe rings" rings."""
     sets = [set(g) for g in groups]
-    kept = [g for g, s in zip(groups, sets, strict=True) if not any(h < s for h in sets)]
-    return _unique(a for g in kept for a in g)
+    return _unique(g for g, s in zip(groups, sets, strict=True) if not any(h < s for h in sets))
+
+
+def narrowest(groups: Sequence[tuple[str, ...]]) -> tuple[str, ...]:
+    """The articles of the narrowest categories named (`_narrow_groups`)."""
+    return _unique(a for g in _narrow_groups(groups) for a in g)
 
 
 def _specific(found: _Found) -> tuple[str, ...]:

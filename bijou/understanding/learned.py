@@ -76,11 +76,12 @@ def _doc(text: str, tokens: Sequence[str]) -> str:
     return f"{text} {' '.join(tokens)}"
 
 
-def _single(examples: Sequence[Example]) -> Pipeline | str:
-    """A classifier of one label; a constant when the corpus shows only one."""
+def _single(examples: Sequence[Example], fallback: str) -> Pipeline | str:
+    """A classifier of one label; a constant when the corpus shows only one (``fallback``
+    when it shows none)."""
     labels = [e.labels[0] for e in examples]
     if len(set(labels)) < 2:
-        return labels[0] if labels else "product"
+        return labels[0] if labels else fallback
     model = Pipeline([("x", _features()), ("clf", LogisticRegression(C=4.0, max_iter=2000))])
     model.fit([_doc(e.text, e.tokens) for e in examples], labels)
     return model
@@ -118,9 +119,10 @@ class TrackerModel:
             ]
         )
         move_model.fit([_doc(e.text, e.tokens) for e in moves], y)
-        ops = {slot: _single(examples) for slot, examples in slot_ops.items()}
-        roles = {slot: _single(examples) for slot, examples in mentions.items()}
-        return cls(move_model, binarizer, _single(about), ops, roles)
+        ops = {slot: _single(examples, "replace") for slot, examples in slot_ops.items()}
+        # A slot the corpus has no named values of keeps the rules' roles.
+        roles = {slot: _single(examples, "") for slot, examples in mentions.items() if examples}
+        return cls(move_model, binarizer, _single(about, "product"), ops, roles)
 
     def moves(self, text: str, tokens: Sequence[str]) -> MovePrediction:
         p = self._moves.predict_proba([_doc(text, tokens)])[0]

@@ -4,17 +4,19 @@ the next `DialogState` and says what the message asks for (`TrackedTurn`).
 Values are deterministic: categories, colours, prices, recipients, occasions and styles come
 from the query parser and the vocabulary files, so each maps to the catalog's own values.
 What rules decide poorly is learned from the hand-written corpus (`eval/dst-corpus`,
-`bijou.understanding.learned`): which requests a message holds (several in one message), and
-whether a category named replaces the one before, joins it, or clears the wish. The tracker
-decides its strategy once (`TrackerOptions`) and returns frozen readings.
+`bijou.understanding.learned`): which requests a message holds (several in one message),
+what each value named is to the wish (wanted, refused, the recipient, only mentioned), and
+whether wanted values replace the wish, join it or clear it. The tracker decides its
+strategy once (`TrackerOptions`) and returns frozen readings.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from bijou.config import KnowledgeConfig, TrackerStrategy
 from bijou.retrieval.lexicon import Lexicon, Vocabulary, load_lexicon
 from bijou.retrieval.query import genders_of, narrowest, normalise
 from bijou.retrieval.understanding import (
@@ -30,17 +32,12 @@ from bijou.understanding.state import DialogState
 if TYPE_CHECKING:
     from bijou.understanding.learned import TrackerModel
 
-Strategy = Literal["rules", "learned", "combined"]
 # Moves whose messages carry no product request of their own: the wish stands as it was.
 STATE_NEUTRAL = frozenset(m.value for m in SMALL_TALK)
 # Moves no cue phrase tells; only the model's reading, when it is sure, names them.
 _MODEL_ONLY = (Move.ACKNOWLEDGE.value, Move.NOT_SOLD.value)
 # Moves whose categories are the wanted pieces around an anchor, not a new search.
 _TARGETED = frozenset({"complements", "look"})
-# Question topics answered by the shop's pages rather than a product's record.
-_POLICY_TOPICS = frozenset(
-    {"returns", "delivery", "payment", "engraving", "packaging", "purity", "warranty"}
-)
 # The list slots whose update the model decides, by the values the message names.
 LEARNED_SLOTS = ("articles", "colours")
 
@@ -57,7 +54,10 @@ class TrackedTurn:
 
 @dataclass(frozen=True)
 class TrackerOptions:
-    strategy: Strategy = "combined"
+    strategy: TrackerStrategy = "combined"
+    # Question topics the shop's pages own (`knowledge.topics`): a question on one of them is
+    # about the shop's policy, not a product's record.
+    page_topics: tuple[str, ...] = tuple(KnowledgeConfig().topics)
     # Below this probability a learned extra move is not added to the rules' one.
     extra_move_threshold: float = 0.5
     # How sure the model must be to call a message praise or a product not sold.
@@ -158,9 +158,7 @@ class StateTracker:
     def step(self, state: DialogState, message: str, context: DialogContext) -> TrackedTurn:
         """The state after ``message``, read with what was on screen (``context``; its
         category and language are the state's)."""
-        context = dataclasses.replace(
-            context, category=tuple(state.articles), language=state.language
-        )
+        context = reading_context(context, state)
         u = self.understander.understand(message, context)
         moves = self._moves(u, context, state)
         named = named_values(self.lexicon, u)
@@ -177,7 +175,7 @@ class StateTracker:
             state=new,
             moves=moves,
             ranks=u.ranks,
-            question_about=self._about(u, message, context) if "question" in moves else None,
+            question_about=self._about(u, context) if "question" in moves else None,
             anchor_kind=anchor,
             understanding=u,
         )
@@ -214,10 +212,10 @@ class StateTracker:
             extra = []  # small talk holds a request only if it names one ("hi! rings?")
         return tuple(dict.fromkeys([primary, *rest, *extra]))
 
-    def _about(self, u: Understanding, message: str, context: DialogContext) -> str:
+    def _about(self, u: Understanding, context: DialogContext) -> str:
         if self.model is not None and self.options.strategy != "rules":
             return self.model.question_about(u.text, context_tokens(context, None))
-        return rule_about(u)
+        return rule_about(u, self.options.page_topics)
 
     # --- the next state ------------------------------------------------------------------------
     def _update(
@@ -349,9 +347,14 @@ class StateTracker:
         return "replace"
 
 
-def rule_about(u: Understanding) -> str:
+def reading_context(context: DialogContext, state: DialogState) -> DialogContext:
+    """What a message is read with: the screen, and the state's category and language."""
+    return dataclasses.replace(context, category=tuple(state.articles), language=state.language)
+
+
+def rule_about(u: Understanding, page_topics: tuple[str, ...]) -> str:
     """What a question is about, by the attribute its cue words name."""
-    if u.attribute in _POLICY_TOPICS:
+    if u.attribute in page_topics:
         return "policy"
     if u.attribute == "care":
         return "care"
